@@ -1,0 +1,28 @@
+/** The `normkit` command: subcommands dispatch from here. */
+import { conformance } from "./conformance.js";
+
+const USAGE = `usage: normkit <command> [options]
+
+commands:
+  conformance FILE [--dtype float64|float32]   check normkit against a PyTorch reference fixture file
+
+Run "normkit <command> --help" for a command's options.`;
+
+export async function main(argv: string[]): Promise<number> {
+  const log = (s: string) => console.log(s);
+  const err = (s: string) => console.error(s);
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case "conformance":
+      return conformance(rest, log, err);
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      log(USAGE);
+      return cmd === undefined ? 1 : 0;
+    default:
+      err(`normkit: unknown command "${cmd}"\n${USAGE}`);
+      return 1;
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * Runs a fixture case of a statistics-based norm (batch, instance, layer, group, rms, switchable)
+ * the way FORMAT.md describes PyTorch's run: build from config, load parameters and running
+ * buffers, one training forward + backward, then (with x_eval) one eval forward.
+ */
+import { ConfigError, ShapeError } from "../errors.js";
+import type { Module } from "../layers/module.js";
+import { BatchNorm, GroupNorm, InstanceNorm, LayerNorm, RMSNorm } from "../layers/normalization.js";
+import { SwitchableNorm, SwitchableNorm1d, SwitchableNorm2d, SwitchableNorm3d } from "../layers/switchable_norm.js";
+import { DType, Tensor } from "../tensor.js";
+import { FixtureCase, toTensor } from "./fixture.js";
+
+type Cfg = Record<string, unknown>;
+
+/** config value or undefined (so that the layer applies its PyTorch default) */
+function opt<T>(cfg: Cfg, key: string): T | undefined {
+  return cfg[key] === undefined ? undefined : (cfg[key] as T);
+}
+function req<T>(cfg: Cfg, key: string, op: string): T {
+  if (cfg[key] === undefined) throw new ConfigError(`config.${key}`, `a value (required by ${op})`, "nothing");
+  return cfg[key] as T;
+}
+
+function input(c: FixtureCase, name: string, dtype: DType): Tensor {
+  const t = c.inputs[name];
+  if (!t) throw new ShapeError(`inputs.${name}`, "a tensor", "nothing");
+  return toTensor(t, dtype);
+}
+
+export function buildNormLayer(c: FixtureCase, dtype: DType): Module {
+  const cfg = c.config;
+  const rank = input(c, "x", dtype).rank;
+  switch (c.op) {
+    case "batch_norm":
+      return new BatchNorm({
+        numFeatures: req(cfg, "num_features", c.op), eps: opt(cfg, "eps"), momentum: opt(cfg, "momentum"),
+        affine: opt(cfg, "affine"), trackRunningStats: opt(cfg, "track_running_stats"), dtype,
+      });
+    case "instance_norm":
+      return new InstanceNorm({
+        numFeatures: req(cfg, "num_features", c.op), eps: opt(cfg, "eps"), momentum: opt(cfg, "momentum"),
+        affine: opt(cfg, "affine"), trackRunningStats: opt(cfg, "track_running_stats"), dtype,
+      });
+    case "layer_norm":
+      return new LayerNorm({
+        normalizedShape: req(cfg, "normalized_shape", c.op), eps: opt(cfg, "eps"),
+        elementwiseAffine: opt(cfg, "elementwise_affine"), bias: opt(cfg, "bias"), dtype,
+      });
+    case "group_norm":
+      return new GroupNorm({
+        numGroups: req(cfg, "num_groups", c.op), numChannels: req(cfg, "num_channels", c.op), eps: opt(cfg, "eps"),
+        affine: opt(cfg, "affine"), dtype,
+      });
+    case "rms_norm":
+      return new RMSNorm({ normalizedShape: req(cfg, "normalized_shape", c.op), eps: opt(cfg, "eps"), elementwiseAffine: opt(cfg, "elementwise_affine"), dtype });
+    case "switchable_norm": {
+      const o = {
+        numFeatures: req<number>(cfg, "num_features", c.op), eps: opt<number>(cfg, "eps"), momentum: opt<number>(cfg, "momentum"),
+        usingMovingAverage: opt<boolean>(cfg, "using_moving_average"), usingBN: opt<boolean>(cfg, "using_bn"),
+        lastGamma: opt<boolean>(cfg, "last_gamma"), variance: opt<"reference" | "paper">(cfg, "variance"), dtype,
+      };
+      if (rank === 2) return new SwitchableNorm1d(o);
+      if (rank === 4) return new SwitchableNorm2d(o);
+      if (rank === 5) return new SwitchableNorm3d(o);
+      throw new ShapeError("inputs.x", "rank 2, 4 or 5 for switchable_norm", `rank ${rank}`);
+    }
+    default:
+      throw new ConfigError("op", "a known op", JSON.stringify(c.op));
+  }
+}
+
+const PARAM_INPUTS = ["weight", "bias", "mean_weight", "var_weight"];
+
+export function runNormCase(c: FixtureCase, dtype: DType): Record<string, Tensor> {
+  const layer = buildNormLayer(c, dtype);
+  // Start from the layer's own state, overwrite what the case gives, then load (shape-checked).
+  const state: Record<string, Tensor> = layer.stateDict();
+  for (const k of PARAM_INPUTS) if (c.inputs[k]) state[k] = input(c, k, dtype);
+  if (c.inputs["running_mean_before"]) state["running_mean"] = input(c, "running_mean_before", dtype);
+  if (c.inputs["running_var_before"]) state["running_var"] = input(c, "running_var_before", dtype);
+  for (const k of PARAM_INPUTS) {
+    if (c.inputs[k] && !(k in layer.namedParameters())) throw new ConfigError(`inputs.${k}`, "no such parameter for this config", "a tensor");
+  }
+  layer.loadStateDict(state);
+
+  const out: Record<string, Tensor> = {};
+  layer.train();
+  layer.zeroGrad();
+  out["y"] = layer.forward(input(c, "x", dtype));
+  if (c.inputs["dy"]) {
+    out["dx"] = layer.backward(input(c, "dy", dtype));
+    for (const [k, p] of Object.entries(layer.namedParameters())) out["d" + k] = p.grad.clone();
+  }
+  for (const [k, b] of Object.entries(layer.namedBuffers())) out[k] = b.clone();
+  if (c.inputs["x_eval"]) {
+    layer.eval();
+    out["y_eval"] = layer.forward(input(c, "x_eval", dtype));
+  }
+  return out;
+}
+
+export function isSwitchable(m: Module): m is SwitchableNorm {
+  return m instanceof SwitchableNorm;
+}

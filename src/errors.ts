@@ -1,0 +1,39 @@
+/**
+ * Typed errors. Every error normkit throws for bad input names the offending parameter and says
+ * what was expected and what was given, so a caller can act on it (or a test can assert on it).
+ *
+ * A layer validates *everything* before it mutates anything: after any of these errors its
+ * parameters, gradients and running statistics are exactly as they were.
+ */
+export class NormkitError extends Error {
+  /** The parameter (option, argument or state-dict key) that was wrong. */
+  readonly param: string;
+  /** What was expected, in words. */
+  readonly expected: string;
+  /** What was given, in words. */
+  readonly actual: string;
+
+  constructor(param: string, expected: string, actual: string, context?: string) {
+    super(`${context ? context + ": " : ""}${param}: expected ${expected}, got ${actual}`);
+    this.name = new.target.name;
+    this.param = param;
+    this.expected = expected;
+    this.actual = actual;
+  }
+}
+
+/** A tensor had the wrong rank or shape (including dy of the wrong shape in backward). */
+export class ShapeError extends NormkitError {}
+
+/** An option or argument had an invalid value (non-positive eps, NaN momentum, C % G != 0 ...). */
+export class ConfigError extends NormkitError {}
+
+/** A state dict had a missing, unexpected or mis-shaped key. */
+export class StateDictError extends NormkitError {}
+
+/** An operation was called in a state that does not allow it (backward before forward, ...). */
+export class StateError extends NormkitError {}
+
+export function fmtShape(shape: readonly number[]): string {
+  return `[${shape.join(", ")}]`;
+}

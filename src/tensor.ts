@@ -1,0 +1,91 @@
+/**
+ * A minimal dense tensor: a shape and a row-major (C-order) typed array, float32 or float64.
+ * float64 is how exactness against PyTorch is proved; float32 is what users run. Kernels accept
+ * either and accumulate in float64 (JavaScript numbers) whatever the storage.
+ */
+import { ConfigError, ShapeError, fmtShape } from "./errors.js";
+
+export type DType = "float32" | "float64";
+export type FloatArray = Float32Array | Float64Array;
+
+export function sizeOf(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+export function allocate(dtype: DType, size: number): FloatArray {
+  return dtype === "float64" ? new Float64Array(size) : new Float32Array(size);
+}
+
+export function dtypeOf(a: FloatArray): DType {
+  return a instanceof Float64Array ? "float64" : "float32";
+}
+
+export class Tensor {
+  readonly shape: readonly number[];
+  readonly data: FloatArray;
+
+  /** Wraps `data` (no copy). `data.length` must equal the product of `shape`. */
+  constructor(data: FloatArray, shape: readonly number[]) {
+    for (const d of shape) {
+      if (!Number.isInteger(d) || d < 0) throw new ShapeError("shape", "non-negative integer dimensions", fmtShape(shape));
+    }
+    if (!(data instanceof Float32Array || data instanceof Float64Array)) {
+      throw new ConfigError("data", "a Float32Array or Float64Array", Object.prototype.toString.call(data));
+    }
+    const n = sizeOf(shape);
+    if (data.length !== n) {
+      throw new ShapeError("data", `${n} values for shape ${fmtShape(shape)}`, `${data.length}`);
+    }
+    this.shape = Object.freeze([...shape]);
+    this.data = data;
+  }
+
+  get dtype(): DType {
+    return dtypeOf(this.data);
+  }
+  get size(): number {
+    return this.data.length;
+  }
+  get rank(): number {
+    return this.shape.length;
+  }
+
+  static zeros(shape: readonly number[], dtype: DType = "float32"): Tensor {
+    return new Tensor(allocate(dtype, sizeOf(shape)), shape);
+  }
+  static full(shape: readonly number[], value: number, dtype: DType = "float32"): Tensor {
+    const t = Tensor.zeros(shape, dtype);
+    t.data.fill(value);
+    return t;
+  }
+  /** Copies `values` into a new tensor of the given shape and dtype. */
+  static from(values: ArrayLike<number>, shape: readonly number[], dtype: DType = "float32"): Tensor {
+    const n = sizeOf(shape);
+    if (values.length !== n) throw new ShapeError("values", `${n} values for shape ${fmtShape(shape)}`, `${values.length}`);
+    const a = allocate(dtype, n);
+    for (let i = 0; i < n; i++) a[i] = values[i]!;
+    return new Tensor(a, shape);
+  }
+
+  /** A deep copy, optionally converted to another dtype. */
+  clone(dtype: DType = this.dtype): Tensor {
+    const a = allocate(dtype, this.size);
+    a.set(this.data);
+    return new Tensor(a, this.shape);
+  }
+  /** Same storage, another shape with the same number of elements. */
+  reshape(shape: readonly number[]): Tensor {
+    return new Tensor(this.data, shape);
+  }
+  toArray(): number[] {
+    return Array.from(this.data);
+  }
+}
+
+export function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
