@@ -1,0 +1,25 @@
+/**
+ * normkit — the normalization layers of deep learning, forward and backward, exact against PyTorch.
+ * Everything exported here runs in Node and in browsers (no Node-only API in the core).
+ */
+export { Tensor, allocate, sizeOf, sameShape } from "./tensor.js";
+export type { DType, FloatArray } from "./tensor.js";
+export { NormkitError, ShapeError, ConfigError, StateDictError, StateError } from "./errors.js";
+
+export { Module } from "./layers/module.js";
+export type { Parameter } from "./layers/module.js";
+export {
+  Normalization, BatchNorm, BatchNorm1d, BatchNorm2d, BatchNorm3d, InstanceNorm, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d,
+  GroupNorm, LayerNorm, RMSNorm,
+} from "./layers/normalization.js";
+export type { BatchNormOptions, InstanceNormOptions, GroupNormOptions, LayerNormOptions, RMSNormOptions, NormPlan } from "./layers/normalization.js";
+export { SwitchableNorm, SwitchableNorm1d, SwitchableNorm2d, SwitchableNorm3d } from "./layers/switchable_norm.js";
+export type { SwitchableNormOptions, SwitchComponent } from "./layers/switchable_norm.js";
+
+export * as functional from "./functional.js";
+export * as engine from "./engine/stats.js";
+
+export { validateFixture, FixtureError } from "./conformance/fixture.js";
+export type { FixtureCase, FixtureFile, FixtureTensor } from "./conformance/fixture.js";
+export { runCase, compareTensor, TOLERANCE, CASE_RUNNERS } from "./conformance/runner.js";
+export type { CaseResult, OutputCheck } from "./conformance/runner.js";

@@ -1,0 +1,109 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { runCase, validateFixture, FixtureError } from "../../src/index.js";
+import type { FixtureFile } from "../../src/index.js";
+
+const root = fileURLToPath(new URL("../../../", import.meta.url));
+const fixturePath = join(root, "test/data/pytorch-fixtures.json");
+const raw = JSON.parse(readFileSync(fixturePath, "utf8"));
+const bin = join(root, "bin/normkit.js");
+
+function cli(...args: string[]) {
+  return spawnSync(process.execPath, [bin, ...args], { encoding: "utf8" });
+}
+function tmpFile(content: unknown): string {
+  const dir = mkdtempSync(join(tmpdir(), "nk-fix-"));
+  const p = join(dir, "f.json");
+  writeFileSync(p, typeof content === "string" ? content : JSON.stringify(content));
+  return p;
+}
+const clone = <T>(v: T): T => JSON.parse(JSON.stringify(v));
+
+describe("shared PyTorch fixtures", () => {
+  const file: FixtureFile = validateFixture(raw);
+  for (const dtype of ["float64", "float32"] as const) {
+    it(`every case passes in ${dtype}`, () => {
+      assert.ok(file.cases.length > 0);
+      const failed = file.cases.map((c) => runCase(c, dtype)).filter((r) => !r.pass);
+      assert.deepEqual(failed.map((r) => `${r.name}: ${r.worst.output} ${r.worst.relError}`), []);
+    });
+  }
+});
+
+describe("normkit conformance CLI", () => {
+  it("prints one line per case and the closing count, exit 0", () => {
+    const r = cli("conformance", fixturePath, "--dtype", "float32");
+    assert.equal(r.status, 0, r.stderr);
+    const lines = r.stdout.trim().split("\n");
+    assert.equal(lines.length, raw.cases.length + 1);
+    assert.match(lines.at(-1)!, new RegExp(`^${raw.cases.length} passed, 0 failed$`));
+    assert.match(lines[0]!, /^PASS {2}\S+ {2}worst rel err \d\.\d+e[-+]\d+ at \w+\[[\d,]*\]$/);
+  });
+
+  it("does not depend on case names, order or count", () => {
+    const f = clone(raw);
+    f.cases = f.cases.filter((_: unknown, i: number) => i % 3 === 0).reverse();
+    f.cases.forEach((c: { name: string }, i: number) => (c.name = `renamed_${i}`));
+    const r = cli("conformance", tmpFile(f));
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`\\n${f.cases.length} passed, 0 failed\\n$`));
+  });
+
+  it("reports a wrong expected value as FAIL with where, and exits 1", () => {
+    const f = clone(raw);
+    f.cases = f.cases.slice(0, 2);
+    f.cases[1].outputs.y.data[3] += 1e-3;
+    const r = cli("conformance", tmpFile(f));
+    assert.equal(r.status, 1);
+    const lines = r.stdout.trim().split("\n");
+    assert.match(lines[1]!, /^FAIL {2}.* at y\[/);
+    assert.equal(lines.at(-1), "1 passed, 1 failed");
+  });
+
+  const malformed: [string, (f: any) => void, RegExp][] = [
+    ["wrong data length", (f) => f.cases[0].inputs.x.data.pop(), /inputs\.x\.data: expected \d+ values/],
+    ["unknown op", (f) => (f.cases[0].op = "frobnicate_norm"), /\.op: expected one of .* got "frobnicate_norm"/],
+    ["impossible config", (f) => {
+      const g = f.cases.find((c: any) => c.op === "group_norm");
+      g.config.num_groups = 5;
+      f.cases = [g];
+    }, /numGroups: expected a divisor of numChannels/],
+    ["no cases list", (f) => delete f.cases, /"cases" list/],
+    ["non-numeric data", (f) => (f.cases[0].inputs.x.data[0] = "1.0"), /expected a number/],
+  ];
+  for (const [what, mutate, msg] of malformed) {
+    it(`a malformed file (${what}) gets one clear line and exit 1`, () => {
+      const f = clone(raw);
+      mutate(f);
+      const r = cli("conformance", tmpFile(f));
+      assert.equal(r.status, 1);
+      assert.equal(r.stdout, "");
+      const err = r.stderr.trim();
+      assert.equal(err.split("\n").length, 1, err);
+      assert.match(err, msg);
+    });
+  }
+
+  it("invalid JSON, a missing file and a bad --dtype are one-line errors", () => {
+    for (const [args, msg] of [
+      [[tmpFile("{not json")], /not valid JSON/],
+      [["/nonexistent/fixtures.json"], /cannot read \/nonexistent\/fixtures\.json: ENOENT/],
+      [[fixturePath, "--dtype", "float16"], /--dtype: expected float32 or float64, got "float16"/],
+    ] as const) {
+      const r = cli("conformance", ...args);
+      assert.equal(r.status, 1);
+      assert.match(r.stderr.trim(), msg);
+    }
+  });
+
+  it("validateFixture throws FixtureError naming the case and field", () => {
+    const f = clone(raw);
+    f.cases[2].outputs.dx.shape = [1, 2, 3];
+    assert.throws(() => validateFixture(f), (e: unknown) => e instanceof FixtureError && /outputs\.dx\.data: expected 6 values/.test((e as Error).message));
+  });
+});

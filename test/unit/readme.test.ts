@@ -1,0 +1,34 @@
+// Runs every ```js example of README.md as an ES module inside the package (so `import "normkit"`
+// resolves to this build through the package's self-reference) and checks what it prints.
+import { it } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("../../../", import.meta.url));
+const readme = readFileSync(join(root, "README.md"), "utf8");
+const blocks = [...readme.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]!);
+
+// What each example must print (a fragment per example, in order).
+const expected: RegExp[] = [
+  /\[ 4, 6, 3, 3 \] 36\n\[\s*'weight',\s*'bias',\s*'running_mean',\s*'running_var',\s*'num_batches_tracked'\s*\] 1/,
+  /mean: \{\s*in: 0\.333\d+,\s*ln: 0\.333\d+,\s*bn: 0\.333\d+\s*\}/,
+  /\[ 2\.5, 25 \][\s\S]*\ntrue\n\[ 0\.55, 1\.1, 1\.65, 2\.2 \]/,
+  /^true BatchNorm1d\.loadStateDict: running_var: expected shape \[3\], got shape \[4\]$/m,
+];
+
+it("README has the API tour examples", () => assert.equal(blocks.length, expected.length));
+
+blocks.forEach((code, i) => {
+  it(`README example ${i + 1} runs and prints what it says`, () => {
+    const dir = join(root, "dist", "readme-examples");
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, `example${i + 1}.mjs`);
+    writeFileSync(file, code);
+    const r = spawnSync(process.execPath, [file], { encoding: "utf8", cwd: root });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, expected[i]!);
+  });
+});
