@@ -23,3 +23,13 @@ export { validateFixture, FixtureError } from "./conformance/fixture.js";
 export type { FixtureCase, FixtureFile, FixtureTensor } from "./conformance/fixture.js";
 export { runCase, compareTensor, TOLERANCE, CASE_RUNNERS } from "./conformance/runner.js";
 export type { CaseResult, OutputCheck } from "./conformance/runner.js";
+
+export { Linear } from "./layers/linear.js";
+export type { LinearOptions } from "./layers/linear.js";
+export { Conv2d } from "./layers/conv2d.js";
+export type { Conv2dOptions } from "./layers/conv2d.js";
+export { WeightNorm, weightNorm } from "./layers/weight_norm.js";
+export type { WeightNormOptions } from "./layers/weight_norm.js";
+export { CosineLinear, CosineConv2d } from "./layers/cosine_norm.js";
+export type { CosineLinearOptions, CosineConv2dOptions } from "./layers/cosine_norm.js";
+export { mulberry32, uniform } from "./rng.js";

@@ -1,6 +1,6 @@
 /** Option validation shared by the layers. Each check throws a ConfigError naming the option. */
 import { ConfigError, ShapeError, fmtShape } from "../errors.js";
-import type { DType, Tensor } from "../tensor.js";
+import { DType, Tensor, sameShape } from "../tensor.js";
 
 export function checkEps(eps: number, ctx: string): number {
   if (typeof eps !== "number" || !Number.isFinite(eps) || eps <= 0) {
@@ -17,7 +17,7 @@ export function checkMomentum(momentum: number | null, ctx: string): number | nu
   return momentum;
 }
 
-export function checkPositiveInt(value: number, name: string, ctx: string): number {
+export function checkPositiveInt(value: unknown, name: string, ctx: string): number {
   if (typeof value !== "number" || !Number.isInteger(value) || value < 1) {
     throw new ConfigError(name, "a positive integer", String(value), ctx);
   }
@@ -49,4 +49,15 @@ export function checkInput(x: Tensor, dtype: DType, lo: number, hi: number, ctx:
     const want = lo === hi ? `rank ${lo}` : `rank ${lo} to ${hi}`;
     throw new ShapeError(name, want, `rank ${x.rank} (shape ${fmtShape(x.shape)})`, ctx);
   }
+}
+
+/** x must be a Tensor of the layer's dtype (ConfigError naming `${name}.dtype` otherwise). */
+export function checkDTypeOf(x: Tensor, dtype: DType, ctx: string, name = "x"): void {
+  if (x.dtype !== dtype) throw new ConfigError(`${name}.dtype`, `${dtype} (the layer's dtype)`, x.dtype, ctx);
+}
+
+/** dy must have exactly the shape of the forward output. */
+export function checkGradShape(dy: Tensor, shape: readonly number[], dtype: DType, ctx: string): void {
+  checkDTypeOf(dy, dtype, ctx, "dy");
+  if (!sameShape(dy.shape, shape)) throw new ShapeError("dy", `shape ${fmtShape(shape)} (the output's)`, `shape ${fmtShape(dy.shape)}`, ctx);
 }

@@ -1,0 +1,18 @@
+/** A small seeded PRNG for reproducible parameter initialisation. Not cryptographic. */
+
+/** mulberry32: a 32-bit-state generator returning floats uniform in [0, 1). */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A number uniform in [lo, hi) drawn from `rng` (which returns numbers uniform in [0, 1)). */
+export function uniform(rng: () => number, lo: number, hi: number): number {
+  return lo + (hi - lo) * rng();
+}
