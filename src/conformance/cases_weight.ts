@@ -9,19 +9,8 @@ import { CosineConv2d, CosineLinear } from "../layers/cosine_norm.js";
 import { Linear } from "../layers/linear.js";
 import { G_KEY, V_KEY, WeightNorm } from "../layers/weight_norm.js";
 import { DType, Tensor, sameShape, sizeOf } from "../tensor.js";
+import type { FixtureCase } from "./fixture.js";
 
-export interface FixtureTensor {
-  shape: readonly number[];
-  data: ArrayLike<number>;
-}
-
-export interface FixtureCase {
-  name: string;
-  op: string;
-  config: Record<string, unknown>;
-  inputs: Record<string, FixtureTensor>;
-  outputs?: Record<string, FixtureTensor>;
-}
 
 function posInt(config: Record<string, unknown>, key: string, ctx: string, fallback?: number): number {
   const v = config[key] ?? fallback;
