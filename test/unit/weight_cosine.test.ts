@@ -1,7 +1,8 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { FixtureCase, runCosineNormCase, runWeightNormCase } from "../../src/conformance/cases_weight.js";
+import { runCosineNormCase, runWeightNormCase } from "../../src/conformance/cases_weight.js";
+import type { FixtureCase } from "../../src/conformance/fixture.js";
 import { ConfigError, ShapeError, StateDictError, StateError } from "../../src/errors.js";
 import { Conv2d } from "../../src/layers/conv2d.js";
 import { CosineConv2d, CosineLinear } from "../../src/layers/cosine_norm.js";
