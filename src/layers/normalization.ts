@@ -186,8 +186,10 @@ export abstract class Normalization extends Module {
       const factor = this.momentum ?? 1 / nbt.data[0]!;
       updateRunningBatch(this.runningMean.data, this.runningVar.data, mean, variance, shape.C, statCount(shape, cfg), factor);
     } else {
-      // PyTorch's InstanceNorm does not count batches; momentum null behaves as 0.1 there.
-      updateRunningInstance(this.runningMean.data, this.runningVar.data, mean, variance, shape.N, shape.C, shape.S, this.momentum ?? 0.1);
+      // PyTorch's InstanceNorm does not count batches; it passes momentum null on as 0.0
+      // (torch/nn/modules/instancenorm.py: `self.momentum if self.momentum is not None else 0.0`),
+      // so the running statistics stay where they are.
+      updateRunningInstance(this.runningMean.data, this.runningVar.data, mean, variance, shape.N, shape.C, shape.S, this.momentum ?? 0);
     }
   }
 }
@@ -288,7 +290,7 @@ export interface InstanceNormOptions extends CommonOptions {
   numFeatures: number;
   /** Default 1e-5. */
   eps?: number;
-  /** Used only with trackRunningStats. Default 0.1 (null behaves as 0.1, as in PyTorch). */
+  /** Used only with trackRunningStats. Default 0.1. null behaves as 0 (running statistics never change), as in PyTorch. */
   momentum?: number | null;
   /** Per-channel weight and bias. Default false (as PyTorch). */
   affine?: boolean;
