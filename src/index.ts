@@ -18,6 +18,8 @@ export type { SwitchableNormOptions, SwitchComponent } from "./layers/switchable
 
 export * as functional from "./functional.js";
 export * as engine from "./engine/stats.js";
+export * as backend from "./backend/index.js";
+export { WasmTensor } from "./backend/wasm_tensor.js";
 
 export { validateFixture, FixtureError } from "./conformance/fixture.js";
 export type { FixtureCase, FixtureFile, FixtureTensor } from "./conformance/fixture.js";

@@ -15,13 +15,17 @@
  * | RMSNorm       | [M, 1, K]     | true      | 1         | no     | element |
  *
  * Statistic k of value (n, c) is `(perSample ? n * G : 0) + floor(c / groupSize)` with
- * `G = C / groupSize`. Variance is computed in two passes (mean, then squared deviations),
- * accumulated in float64 whatever the storage, so float32 inputs with a large offset stay exact.
+ * `G = C / groupSize`. The TypeScript kernels below compute the variance in two passes (mean, then
+ * squared deviations), accumulated in float64 whatever the storage, so float32 inputs with a large
+ * offset stay exact. float32 NCHW calls run on the WebAssembly SIMD kernels where available
+ * (assembly/norm.ts: shifted sums flushed to float64, applied to x - f32(mean); same tolerance); the
+ * dispatch below picks per call (src/backend/select.ts).
  *
  * Kernels are pure functions over typed arrays: outputs are explicit arguments and nothing is
  * allocated inside them.
  */
 import type { FloatArray } from "../tensor.js";
+import { kernelsFor } from "../backend/select.js";
 
 /** The memory view of an input: N samples, C channels, S positions per channel. */
 export interface NormShape {
@@ -56,13 +60,75 @@ export function statCount(shape: NormShape, cfg: StatsConfig): number {
   return (cfg.perSample ? 1 : shape.N) * cfg.groupSize * shape.S;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Dispatch: each engine call runs the kernels that src/backend/select.ts picks for it — the
+// WebAssembly SIMD kernels for float32 NCHW views where available, else the TypeScript kernels
+// below (always for float64). Both meet src/backend/contract.ts.
+
+/** Statistics of every group (see {@link momentsTS}). */
+export function moments(x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig, mean: Float64Array, variance: Float64Array): void {
+  kernelsFor(x, shape, cfg, "none").moments(x, shape, cfg, mean, variance);
+}
+
+/** Normalisation with given statistics (see {@link normalizeForwardTS}). */
+export function normalizeForward(
+  y: FloatArray, x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig, mean: Readonly<Float64Array>,
+  rstd: Readonly<Float64Array>, affine: AffineKind, weight: Readonly<FloatArray> | null, bias: Readonly<FloatArray> | null,
+): void {
+  kernelsFor(x, shape, cfg, affine).normalizeForward(y, x, shape, cfg, mean, rstd, affine, weight, bias);
+}
+
+/**
+ * The training forward in one call: statistics (mean, biased variance), rstd = 1/sqrt(var + eps)
+ * and y. The WebAssembly kernels overlap the statistics of the next group with the normalisation
+ * of the current one.
+ */
+export function forwardTrain(
+  y: FloatArray, x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig, eps: number, affine: AffineKind,
+  weight: Readonly<FloatArray> | null, bias: Readonly<FloatArray> | null, mean: Float64Array, variance: Float64Array,
+  rstd: Float64Array,
+): void {
+  kernelsFor(x, shape, cfg, affine).forwardTrain(y, x, shape, cfg, eps, affine, weight, bias, mean, variance, rstd);
+}
+
+/** Backward (see {@link normalizeBackwardTS}). */
+export function normalizeBackward(
+  dx: FloatArray | null, dweight: FloatArray | null, dbias: FloatArray | null, dy: Readonly<FloatArray>,
+  x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig, mean: Readonly<Float64Array>, rstd: Readonly<Float64Array>,
+  affine: AffineKind, weight: Readonly<FloatArray> | null, fixedStats: boolean, scratch: BackwardScratch,
+): void {
+  kernelsFor(x, shape, cfg, affine).normalizeBackward(dx, dweight, dbias, dy, x, shape, cfg, mean, rstd, affine, weight, fixedStats, scratch);
+}
+
+/** out = A_k * dy + B_k * x + D_k per statistic group k (see {@link combineTS}). */
+export function combine(
+  out: FloatArray, dy: Readonly<FloatArray>, x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig,
+  A: Readonly<Float64Array>, B: Readonly<Float64Array>, D: Readonly<Float64Array>,
+): void {
+  kernelsFor(x, shape, cfg, "channel").combine(out, dy, x, shape, cfg, A, B, D);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The TypeScript kernels
+
+/** out = A_k * dy + B_k * x + D_k over every value of statistic group k. */
+export function combineTS(
+  out: FloatArray, dy: Readonly<FloatArray>, x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig,
+  A: Readonly<Float64Array>, B: Readonly<Float64Array>, D: Readonly<Float64Array>,
+): void {
+  forEachRun(shape, cfg, (k, base, stride, len) => {
+    const a = A[k]!, b = B[k]!, d = D[k]!;
+    for (let i = 0, j = base; i < len; i++, j += stride) out[j] = a * dy[j]! + b * x[j]! + d;
+  });
+}
+
 /**
  * Statistics of every group. Biased (population) variance:
  *   mean_k = (1/M) Σ x          var_k = (1/M) Σ (x - mean_k)^2     (center)
  *   mean_k = 0                  var_k = (1/M) Σ x^2                (no center)
  * `mean` and `variance` have numStats entries and are overwritten.
  */
-export function moments(
+export function momentsTS(
   x: Readonly<FloatArray>,
   shape: NormShape,
   cfg: StatsConfig,
@@ -103,7 +169,7 @@ export function rstdFromVar(rstd: Float64Array, variance: Readonly<Float64Array>
  * For `channel` affine this is y = x * a_c + b'_c with a = rstd*w and b' = b - mean*a, one
  * multiply-add per element. `weight`/`bias` may be null (treated as 1 / 0).
  */
-export function normalizeForward(
+export function normalizeForwardTS(
   y: FloatArray,
   x: Readonly<FloatArray>,
   shape: NormShape,
@@ -139,6 +205,17 @@ export function normalizeForward(
   void N;
 }
 
+/** momentsTS + rstdFromVar + normalizeForwardTS. */
+export function forwardTrainTS(
+  y: FloatArray, x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig, eps: number, affine: AffineKind,
+  weight: Readonly<FloatArray> | null, bias: Readonly<FloatArray> | null, mean: Float64Array, variance: Float64Array,
+  rstd: Float64Array,
+): void {
+  momentsTS(x, shape, cfg, mean, variance);
+  rstdFromVar(rstd, variance, eps, numStats(shape, cfg));
+  normalizeForwardTS(y, x, shape, cfg, mean, rstd, affine, weight, bias);
+}
+
 /** Scratch for backward, sized by the caller once and reused (float64 accumulators). */
 export interface BackwardScratch {
   /** Σ_k g with g = dy * w, per statistic. */
@@ -169,7 +246,7 @@ export function makeBackwardScratch(stats: number, affineSize: number): Backward
  * `scratch.sumG` / `scratch.sumGX` hold the per-statistic sums afterwards (Switchable Norm
  * reuses them). `dx` may be null when only parameter gradients are wanted.
  */
-export function normalizeBackward(
+export function normalizeBackwardTS(
   dx: FloatArray | null,
   dweight: FloatArray | null,
   dbias: FloatArray | null,

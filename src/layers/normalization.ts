@@ -4,8 +4,8 @@
  * ({@link NormPlan}), the affine shape and the running-statistics policy.
  */
 import {
-  AffineKind, BackwardScratch, NormShape, StatsConfig, makeBackwardScratch, moments, normalizeBackward,
-  normalizeForward, numStats, rstdFromVar, statCount,
+  AffineKind, BackwardScratch, NormShape, StatsConfig, forwardTrain, makeBackwardScratch, normalizeBackward,
+  normalizeForward, numStats, statCount,
 } from "../engine/stats.js";
 import { updateRunningBatch, updateRunningInstance } from "../engine/running.js";
 import { ConfigError, ShapeError, fmtShape } from "../errors.js";
@@ -30,6 +30,9 @@ interface ForwardCache {
   fixed: boolean;
 }
 
+/** The fixed-statistics view: one statistic per channel, the running one. */
+const RUNNING_CFG: StatsConfig = Object.freeze({ perSample: false, groupSize: 1, center: true });
+
 /** Options every layer takes. */
 export interface CommonOptions {
   /** Storage type of parameters, buffers and accepted inputs. Default "float32". */
@@ -52,6 +55,15 @@ export abstract class Normalization extends Module {
   protected readonly runningPolicy: RunningPolicy;
   private cache: ForwardCache | null = null;
   private scratch: BackwardScratch | null = null;
+  // Reused between calls so that forward / backward with `out` allocate nothing: the statistics
+  // arrays (replaced instead of overwritten once lastStatistics() has handed them out), the
+  // variance, and the plan of the last input shape.
+  private statsMean: Float64Array | null = null;
+  private statsRstd: Float64Array | null = null;
+  private statsVar: Float64Array | null = null;
+  private statsExposed = false;
+  private lastPlan: NormPlan | null = null;
+  private lastFixedPlan: NormPlan | null = null;
 
   protected constructor(init: {
     dtype: DType;
@@ -104,44 +116,76 @@ export abstract class Normalization extends Module {
     return !this.training && this.runningMean !== null;
   }
 
-  forward(x: Tensor, out?: Tensor): Tensor {
-    const ctx = `${this.constructor.name}.forward`;
+  /** The plan of x: the last one when x has the same shape and dtype (validation gives the same answer). */
+  private planFor(x: Tensor): NormPlan {
+    const last = this.lastPlan;
+    if (last && x.dtype === this.dtype && x.rank === this.lastRank && sameShape(x.shape, this.lastShape!)) return last;
     const plan = this.plan(x);
+    this.lastPlan = plan;
+    this.lastFixedPlan = null;
+    this.lastShape = x.shape;
+    this.lastRank = x.rank;
+    return plan;
+  }
+  private lastShape: readonly number[] | null = null;
+  /** "Class.method", for error messages (built only when an error is thrown). */
+  private where(method: string): string {
+    return `${this.constructor.name}.${method}`;
+  }
+  private lastRank = -1;
+
+  forward(x: Tensor, out?: Tensor): Tensor {
+    const plan0 = this.planFor(x);
     if (out && (!sameShape(out.shape, x.shape) || out.dtype !== this.dtype)) {
-      throw new ShapeError("out", `a ${this.dtype} tensor of shape ${fmtShape(x.shape)}`, `${out.dtype} ${fmtShape(out.shape)}`, ctx);
+      throw new ShapeError("out", `a ${this.dtype} tensor of shape ${fmtShape(x.shape)}`, `${out.dtype} ${fmtShape(out.shape)}`, this.where("forward"));
     }
     const fixed = this.usesRunning();
-    const { shape } = plan;
-    let cfg = plan.cfg;
+    const { shape } = plan0;
+    let cfg = plan0.cfg;
     if (!fixed) {
       // PyTorch's checks: a batch statistic needs more than one value, an instance one more than one position.
       if (this.runningPolicy === "batch" || (!cfg.perSample && cfg.groupSize === 1)) {
-        if (statCount(shape, cfg) <= 1) throw new ShapeError("x", "more than 1 value per channel when training", `shape ${fmtShape(x.shape)}`, ctx);
+        if (statCount(shape, cfg) <= 1) throw new ShapeError("x", "more than 1 value per channel when training", `shape ${fmtShape(x.shape)}`, this.where("forward"));
       }
       if (this.runningPolicy === "instance" || this.isInstance()) {
-        if (shape.S <= 1) throw new ShapeError("x", "more than 1 spatial element when training", `shape ${fmtShape(x.shape)}`, ctx);
+        if (shape.S <= 1) throw new ShapeError("x", "more than 1 spatial element when training", `shape ${fmtShape(x.shape)}`, this.where("forward"));
       }
     } else {
-      cfg = { perSample: false, groupSize: 1, center: true }; // one statistic per channel: the running one
+      cfg = RUNNING_CFG; // one statistic per channel: the running one
     }
+    const plan = fixed ? (this.lastFixedPlan ??= { shape, cfg }) : plan0;
     const K = numStats(shape, cfg);
-    const mean = new Float64Array(K);
-    const rstd = new Float64Array(K);
+    if (this.statsExposed || !this.statsMean || this.statsMean.length !== K) {
+      this.statsMean = new Float64Array(K);
+      this.statsRstd = new Float64Array(K);
+      this.statsExposed = false;
+    }
+    const mean = this.statsMean, rstd = this.statsRstd!;
+    const y = out ?? Tensor.zeros(x.shape, this.dtype);
+    const weight = this.weight?.value.data ?? null, bias = this.bias?.value.data ?? null;
     if (fixed) {
       const rm = this.runningMean!.data, rv = this.runningVar!.data;
       for (let c = 0; c < K; c++) {
         mean[c] = rm[c]!;
         rstd[c] = 1 / Math.sqrt(rv[c]! + this.eps);
       }
+      normalizeForward(y.data, x.data, shape, cfg, mean, rstd, this.affineKind, weight, bias);
     } else {
-      const variance = new Float64Array(K);
-      moments(x.data, shape, cfg, mean, variance);
+      if (!this.statsVar || this.statsVar.length !== K) this.statsVar = new Float64Array(K);
+      const variance = this.statsVar;
+      forwardTrain(y.data, x.data, shape, cfg, this.eps, this.affineKind, weight, bias, mean, variance, rstd);
       if (this.training) this.updateRunning(shape, cfg, mean, variance);
-      rstdFromVar(rstd, variance, this.eps, K);
     }
-    const y = out ?? Tensor.zeros(x.shape, this.dtype);
-    normalizeForward(y.data, x.data, shape, cfg, mean, rstd, this.affineKind, this.weight?.value.data ?? null, this.bias?.value.data ?? null);
-    this.cache = { x, plan: { shape, cfg }, mean, rstd, fixed };
+    const c = this.cache;
+    if (c) {
+      c.x = x;
+      c.plan = plan;
+      c.mean = mean;
+      c.rstd = rstd;
+      c.fixed = fixed;
+    } else {
+      this.cache = { x, plan, mean, rstd, fixed };
+    }
     return y;
   }
 
@@ -150,12 +194,11 @@ export abstract class Normalization extends Module {
    * running statistics the statistics are constants (dx = rstd * w * dy).
    */
   backward(dy: Tensor, out?: Tensor): Tensor {
-    const ctx = `${this.constructor.name}.backward`;
-    const c = requireCache(this.cache, ctx);
-    if (dy.dtype !== this.dtype) throw new ConfigError("dy.dtype", `${this.dtype} (the layer's dtype)`, dy.dtype, ctx);
-    if (!sameShape(dy.shape, c.x.shape)) throw new ShapeError("dy", `shape ${fmtShape(c.x.shape)} (the input's)`, `shape ${fmtShape(dy.shape)}`, ctx);
+    const c = this.cache ?? requireCache<ForwardCache>(null, this.where("backward"));
+    if (dy.dtype !== this.dtype) throw new ConfigError("dy.dtype", `${this.dtype} (the layer's dtype)`, dy.dtype, this.where("backward"));
+    if (!sameShape(dy.shape, c.x.shape)) throw new ShapeError("dy", `shape ${fmtShape(c.x.shape)} (the input's)`, `shape ${fmtShape(dy.shape)}`, this.where("backward"));
     if (out && (!sameShape(out.shape, c.x.shape) || out.dtype !== this.dtype)) {
-      throw new ShapeError("out", `a ${this.dtype} tensor of shape ${fmtShape(c.x.shape)}`, `${out.dtype} ${fmtShape(out.shape)}`, ctx);
+      throw new ShapeError("out", `a ${this.dtype} tensor of shape ${fmtShape(c.x.shape)}`, `${out.dtype} ${fmtShape(out.shape)}`, this.where("backward"));
     }
     const { shape, cfg } = c.plan;
     const K = numStats(shape, cfg);
@@ -171,7 +214,9 @@ export abstract class Normalization extends Module {
 
   /** The statistics of the last forward (per statistic group): mean and 1/sqrt(var + eps). */
   lastStatistics(): { mean: Float64Array; rstd: Float64Array } | null {
-    return this.cache ? { mean: this.cache.mean, rstd: this.cache.rstd } : null;
+    if (!this.cache) return null;
+    this.statsExposed = true; // the next forward writes fresh arrays
+    return { mean: this.cache.mean, rstd: this.cache.rstd };
   }
 
   protected isInstance(): boolean {

@@ -18,7 +18,7 @@
  * (running = m * running + (1 - m) * batch); with usingMovingAverage = false they accumulate
  * (running_mean += mu_bn, running_var += mu_bn^2 + var_bn). In eval only the BN branch uses them.
  */
-import { BackwardScratch, NormShape, StatsConfig, makeBackwardScratch, moments, normalizeBackward, normalizeForward } from "../engine/stats.js";
+import { BackwardScratch, NormShape, StatsConfig, combine, makeBackwardScratch, moments, normalizeBackward, normalizeForward } from "../engine/stats.js";
 import { ConfigError, ShapeError, fmtShape } from "../errors.js";
 import { DType, Tensor, sameShape } from "../tensor.js";
 import { Module, Parameter, makeParameter, requireCache } from "./module.js";
@@ -49,13 +49,44 @@ export interface SwitchableNormOptions {
 interface SNCache {
   x: Tensor;
   shape: NormShape;
-  muIn: Float64Array; // per (n,c)
-  muLn: Float64Array; // per n
-  muBn: Float64Array; // per c
-  mean: Float64Array; // mixed, per (n,c)
-  rstd: Float64Array; // per (n,c)
-  comps: { mu: Float64Array; v: Float64Array; kind: SwitchComponent }[]; // per-component values, broadcast per (n,c)
   bnFromBatch: boolean;
+}
+
+/**
+ * Every statistic and gradient array of one (N, C), reused from call to call (so that forward and
+ * backward with provided outputs allocate nothing). The arrays of the last forward are what
+ * backward reads.
+ */
+class SNWork {
+  readonly muIn: Float64Array; // per (n,c)
+  readonly vIn: Float64Array;
+  readonly mean: Float64Array; // mixed, per (n,c)
+  readonly rstd: Float64Array;
+  readonly gMu: Float64Array; // backward, per (n,c)
+  readonly gV: Float64Array;
+  readonly cA: Float64Array; // dx = cA*dy + cB*x + cD, per (n,c)
+  readonly cB: Float64Array;
+  readonly cD: Float64Array;
+  readonly muLn: Float64Array; // per n
+  readonly vLn: Float64Array;
+  readonly sMuN: Float64Array;
+  readonly sVN: Float64Array;
+  readonly muBn: Float64Array; // per c
+  readonly vBn: Float64Array;
+  readonly sMuC: Float64Array;
+  readonly sVC: Float64Array;
+  readonly a = new Float64Array(3); // softmax(mean_weight), softmax(var_weight)
+  readonly b = new Float64Array(3);
+  readonly dA = new Float64Array(3);
+  readonly dB = new Float64Array(3);
+  constructor(readonly N: number, readonly C: number) {
+    const NC = N * C;
+    const f = (n: number) => new Float64Array(n);
+    this.muIn = f(NC); this.vIn = f(NC); this.mean = f(NC); this.rstd = f(NC);
+    this.gMu = f(NC); this.gV = f(NC); this.cA = f(NC); this.cB = f(NC); this.cD = f(NC);
+    this.muLn = f(N); this.vLn = f(N); this.sMuN = f(N); this.sVN = f(N);
+    this.muBn = f(C); this.vBn = f(C); this.sMuC = f(C); this.sVC = f(C);
+  }
 }
 
 const IN_CFG: StatsConfig = { perSample: true, groupSize: 1, center: true };
@@ -79,6 +110,9 @@ export class SwitchableNorm extends Module {
   readonly runningVar: Tensor | null;
   private cache: SNCache | null = null;
   private scratch: BackwardScratch | null = null;
+  private work: SNWork | null = null;
+  private lastShape: readonly number[] | null = null;
+  private lastView: NormShape | null = null;
 
   protected constructor(options: SwitchableNormOptions, spatialDims: number) {
     const ctx = new.target.name;
@@ -128,6 +162,27 @@ export class SwitchableNorm extends Module {
     return { mean, variance };
   }
 
+  /** The view of x: the last one when x has the same shape and dtype (validation gives the same answer). */
+  private viewFor(x: Tensor): NormShape {
+    const last = this.lastView;
+    if (last && x.dtype === this.dtype && x.rank === this.lastShape!.length && sameShape(x.shape, this.lastShape!)) return last;
+    const v = this.view(x, `${this.constructor.name}.forward`);
+    this.lastView = v;
+    this.lastShape = x.shape;
+    return v;
+  }
+
+  /** "Class.method", for error messages (built only when an error is thrown). */
+  private where(method: string): string {
+    return `${this.constructor.name}.${method}`;
+  }
+
+  /** Softmax weight of a component (0 where the layer has none). */
+  private compWeight(w: Float64Array, kind: SwitchComponent): number {
+    const j = this.components.indexOf(kind);
+    return j < 0 ? 0 : w[j]!;
+  }
+
   private view(x: Tensor, ctx: string): NormShape {
     const rank = this.spatialDims + 2;
     checkInput(x, this.dtype, rank, rank, ctx);
@@ -139,27 +194,31 @@ export class SwitchableNorm extends Module {
     return { N, C, S: x.size / (N * C), channelsLast: cl };
   }
 
-  forward(x: Tensor): Tensor {
-    const ctx = `${this.constructor.name}.forward`;
-    const shape = this.view(x, ctx);
+  /** y for x; into `out` (same shape and dtype as x) when given. */
+  forward(x: Tensor, out?: Tensor): Tensor {
+    const shape = this.viewFor(x);
+    if (out && (!sameShape(out.shape, x.shape) || out.dtype !== this.dtype)) {
+      throw new ShapeError("out", `a ${this.dtype} tensor of shape ${fmtShape(x.shape)}`, `${out.dtype} ${fmtShape(out.shape)}`, `${this.constructor.name}.forward`);
+    }
     const { N, C, S } = shape;
     const ref = this.variance === "reference";
     const bnFromBatch = this.usingBN && this.training;
     // Validate everything before touching state.
-    if (ref && this.spatialDims > 0 && S < 2) throw new ShapeError("x", "more than 1 spatial element (reference variance is unbiased)", `shape ${fmtShape(x.shape)}`, ctx);
-    if (ref && this.spatialDims === 0 && C < 2) throw new ShapeError("x", "more than 1 feature (reference LN variance is unbiased)", `shape ${fmtShape(x.shape)}`, ctx);
-    if (bnFromBatch && N * S < 2) throw new ShapeError("x", "more than 1 value per channel when training", `shape ${fmtShape(x.shape)}`, ctx);
-    if (bnFromBatch && ref && this.spatialDims === 0 && N < 2) throw new ShapeError("x", "more than 1 sample when training (reference BN variance is unbiased)", `shape ${fmtShape(x.shape)}`, ctx);
+    if (ref && this.spatialDims > 0 && S < 2) throw new ShapeError("x", "more than 1 spatial element (reference variance is unbiased)", `shape ${fmtShape(x.shape)}`, `${this.constructor.name}.forward`);
+    if (ref && this.spatialDims === 0 && C < 2) throw new ShapeError("x", "more than 1 feature (reference LN variance is unbiased)", `shape ${fmtShape(x.shape)}`, `${this.constructor.name}.forward`);
+    if (bnFromBatch && N * S < 2) throw new ShapeError("x", "more than 1 value per channel when training", `shape ${fmtShape(x.shape)}`, `${this.constructor.name}.forward`);
+    if (bnFromBatch && ref && this.spatialDims === 0 && N < 2) throw new ShapeError("x", "more than 1 sample when training (reference BN variance is unbiased)", `shape ${fmtShape(x.shape)}`, `${this.constructor.name}.forward`);
 
     const NC = N * C;
-    const muIn = new Float64Array(NC), vIn = new Float64Array(NC);
+    if (!this.work || this.work.N !== N || this.work.C !== C) this.work = new SNWork(N, C);
+    const wk = this.work;
+    const { muIn, vIn, muLn, vLn, muBn, vBn, mean, rstd } = wk;
     moments(x.data, shape, IN_CFG, muIn, vIn);
     const fIn = ref && this.spatialDims > 0 ? S / (S - 1) : 1;
     const fLn = ref && this.spatialDims === 0 ? C / (C - 1) : 1;
     const fBn = ref && this.spatialDims === 0 ? N / (N - 1) : 1;
     for (let i = 0; i < NC; i++) vIn[i] *= fIn;
 
-    const muLn = new Float64Array(N), vLn = new Float64Array(N);
     for (let n = 0; n < N; n++) {
       let m = 0, t = 0;
       for (let c = 0; c < C; c++) {
@@ -171,7 +230,6 @@ export class SwitchableNorm extends Module {
       muLn[n] = m;
       vLn[n] = fLn * (t / C - m * m);
     }
-    const muBn = new Float64Array(C), vBn = new Float64Array(C);
     if (bnFromBatch) {
       for (let c = 0; c < C; c++) {
         let m = 0, t = 0;
@@ -191,27 +249,24 @@ export class SwitchableNorm extends Module {
       }
     }
 
-    const a = softmax(this.meanWeight.value.data), b = softmax(this.varWeight.value.data);
-    const comps = this.components.map((kind) => {
-      const mu = new Float64Array(NC), v = new Float64Array(NC);
-      for (let n = 0; n < N; n++) {
-        for (let c = 0; c < C; c++) {
-          const i = n * C + c;
-          mu[i] = kind === "in" ? muIn[i]! : kind === "ln" ? muLn[n]! : muBn[c]!;
-          v[i] = kind === "in" ? vIn[i]! : kind === "ln" ? vLn[n]! : vBn[c]!;
+    const a = softmaxInto(wk.a, this.meanWeight.value.data), b = softmaxInto(wk.b, this.varWeight.value.data);
+    // mu = Σ_k a_k mu_k, in component order (in, ln, bn); absent components weigh 0
+    const aIn = this.compWeight(a, "in"), aLn = this.compWeight(a, "ln"), aBn = this.compWeight(a, "bn");
+    const bIn = this.compWeight(b, "in"), bLn = this.compWeight(b, "ln"), bBn = this.compWeight(b, "bn");
+    const hasIn = this.components.includes("in"), hasBn = this.components.includes("bn");
+    for (let n = 0; n < N; n++) {
+      for (let c = 0; c < C; c++) {
+        const i = n * C + c;
+        let m = hasIn ? aIn * muIn[i]! : 0, v = hasIn ? bIn * vIn[i]! : 0;
+        m += aLn * muLn[n]!;
+        v += bLn * vLn[n]!;
+        if (hasBn) {
+          m += aBn * muBn[c]!;
+          v += bBn * vBn[c]!;
         }
+        mean[i] = m;
+        rstd[i] = 1 / Math.sqrt(v + this.eps);
       }
-      return { kind, mu, v };
-    });
-    const mean = new Float64Array(NC), rstd = new Float64Array(NC);
-    for (let i = 0; i < NC; i++) {
-      let m = 0, v = 0;
-      comps.forEach((k, j) => {
-        m += a[j]! * k.mu[i]!;
-        v += b[j]! * k.v[i]!;
-      });
-      mean[i] = m;
-      rstd[i] = 1 / Math.sqrt(v + this.eps);
     }
 
     if (bnFromBatch) {
@@ -227,9 +282,16 @@ export class SwitchableNorm extends Module {
       }
     }
 
-    const y = Tensor.zeros(x.shape, this.dtype);
+    const y = out ?? Tensor.zeros(x.shape, this.dtype);
     normalizeForward(y.data, x.data, shape, IN_CFG, mean, rstd, "channel", this.weight.value.data, this.bias.value.data);
-    this.cache = { x, shape, muIn, muLn, muBn, mean, rstd, comps, bnFromBatch };
+    const cache = this.cache;
+    if (cache) {
+      cache.x = x;
+      cache.shape = shape;
+      cache.bnFromBatch = bnFromBatch;
+    } else {
+      this.cache = { x, shape, bnFromBatch };
+    }
     return y;
   }
 
@@ -241,12 +303,16 @@ export class SwitchableNorm extends Module {
    *   dx = rstd * g + dmu_in / S + dvar_in * f_in * 2 (x - mu_in) / S.
    * Parameter gradients accumulate (+=).
    */
-  backward(dy: Tensor): Tensor {
-    const ctx = `${this.constructor.name}.backward`;
-    const c0 = requireCache(this.cache, ctx);
-    if (dy.dtype !== this.dtype) throw new ConfigError("dy.dtype", `${this.dtype} (the layer's dtype)`, dy.dtype, ctx);
-    if (!sameShape(dy.shape, c0.x.shape)) throw new ShapeError("dy", `shape ${fmtShape(c0.x.shape)} (the input's)`, `shape ${fmtShape(dy.shape)}`, ctx);
-    const { shape, muIn, muLn, muBn, mean, rstd, comps, bnFromBatch, x } = c0;
+  backward(dy: Tensor, out?: Tensor): Tensor {
+    const c0 = this.cache ?? requireCache<SNCache>(null, this.where("backward"));
+    if (dy.dtype !== this.dtype) throw new ConfigError("dy.dtype", `${this.dtype} (the layer's dtype)`, dy.dtype, this.where("backward"));
+    if (!sameShape(dy.shape, c0.x.shape)) throw new ShapeError("dy", `shape ${fmtShape(c0.x.shape)} (the input's)`, `shape ${fmtShape(dy.shape)}`, this.where("backward"));
+    if (out && (!sameShape(out.shape, c0.x.shape) || out.dtype !== this.dtype)) {
+      throw new ShapeError("out", `a ${this.dtype} tensor of shape ${fmtShape(c0.x.shape)}`, `${out.dtype} ${fmtShape(out.shape)}`, this.where("backward"));
+    }
+    const { shape, bnFromBatch, x } = c0;
+    const wk = this.work!;
+    const { muIn, vIn, muLn, vLn, muBn, vBn, mean, rstd, gMu, gV, sMuN, sVN, sMuC, sVC, cA, cB, cD } = wk;
     const { N, C, S } = shape;
     const NC = N * C;
     const ref = this.variance === "reference";
@@ -258,24 +324,36 @@ export class SwitchableNorm extends Module {
     // sums per (n,c) and dweight/dbias (accumulated into the grads)
     normalizeBackward(null, this.weight.grad.data, this.bias.grad.data, dy.data, x.data, shape, IN_CFG, mean, rstd, "channel", this.weight.value.data, false, sc);
 
-    const gMu = new Float64Array(NC), gV = new Float64Array(NC);
     for (let i = 0; i < NC; i++) {
       const r = rstd[i]!;
       gMu[i] = -r * sc.sumG[i]!;
       gV[i] = -0.5 * r * r * sc.sumGX[i]!;
     }
-    const a = softmax(this.meanWeight.value.data), b = softmax(this.varWeight.value.data);
-    const dA = comps.map((k) => dot(gMu, k.mu)), dB = comps.map((k) => dot(gV, k.v));
-    softmaxBackwardAccumulate(this.meanWeight.grad.data, a, dA);
-    softmaxBackwardAccumulate(this.varWeight.grad.data, b, dB);
+    const a = softmaxInto(wk.a, this.meanWeight.value.data), b = softmaxInto(wk.b, this.varWeight.value.data);
+    // d softmax input of component j: Σ_(n,c) gMu * mu_j (and gV * var_j)
+    const dA = wk.dA, dB = wk.dB;
+    for (let j = 0; j < this.components.length; j++) {
+      const kind = this.components[j]!;
+      let sa = 0, sb = 0;
+      for (let n = 0; n < N; n++) {
+        for (let c = 0; c < C; c++) {
+          const i = n * C + c;
+          sa += gMu[i]! * (kind === "in" ? muIn[i]! : kind === "ln" ? muLn[n]! : muBn[c]!);
+          sb += gV[i]! * (kind === "in" ? vIn[i]! : kind === "ln" ? vLn[n]! : vBn[c]!);
+        }
+      }
+      dA[j] = sa;
+      dB[j] = sb;
+    }
+    softmaxBackwardAccumulate(this.meanWeight.grad.data, a, dA, this.components.length);
+    softmaxBackwardAccumulate(this.varWeight.grad.data, b, dB, this.components.length);
 
-    const wOf = (w: Float64Array, kind: SwitchComponent) => {
-      const j = this.components.indexOf(kind);
-      return j < 0 ? 0 : w[j]!;
-    };
-    const aIn = wOf(a, "in"), aLn = wOf(a, "ln"), aBn = bnFromBatch ? wOf(a, "bn") : 0;
-    const bIn = wOf(b, "in"), bLn = wOf(b, "ln"), bBn = bnFromBatch ? wOf(b, "bn") : 0;
-    const sMuN = new Float64Array(N), sVN = new Float64Array(N), sMuC = new Float64Array(C), sVC = new Float64Array(C);
+    const aIn = this.compWeight(a, "in"), aLn = this.compWeight(a, "ln"), aBn = bnFromBatch ? this.compWeight(a, "bn") : 0;
+    const bIn = this.compWeight(b, "in"), bLn = this.compWeight(b, "ln"), bBn = bnFromBatch ? this.compWeight(b, "bn") : 0;
+    sMuN.fill(0);
+    sVN.fill(0);
+    sMuC.fill(0);
+    sVC.fill(0);
     for (let n = 0; n < N; n++) {
       for (let c = 0; c < C; c++) {
         const i = n * C + c;
@@ -285,9 +363,9 @@ export class SwitchableNorm extends Module {
         sVC[c] += gV[i]!;
       }
     }
-    const dx = Tensor.zeros(x.shape, this.dtype);
+    const dx = out ?? Tensor.zeros(x.shape, this.dtype);
     const w = this.weight.value.data;
-    const cl = shape.channelsLast;
+    // dx = A*dy + B*x + D per (n, c), applied by the engine's combine kernel
     for (let n = 0; n < N; n++) {
       const gMuLn = aLn * sMuN[n]!, gVLn = bLn * sVN[n]!;
       for (let c = 0; c < C; c++) {
@@ -296,14 +374,12 @@ export class SwitchableNorm extends Module {
         const mi = muIn[i]!;
         const dMuIn = aIn * gMu[i]! + gMuLn / C + (gVLn * fLn * 2 * (mi - muLn[n]!)) / C + gMuBn / N + (gVBn * fBn * 2 * (mi - muBn[c]!)) / N;
         const dVIn = (bIn * gV[i]! + (gVLn * fLn) / C + (gVBn * fBn) / N) * fIn;
-        // dx = A*dy + B*x + D
-        const A = rstd[i]! * w[c]!;
-        const B = (2 * dVIn) / S;
-        const D = dMuIn / S - B * mi;
-        const base = cl ? n * S * C + c : i * S, stride = cl ? C : 1;
-        for (let s = 0, j = base; s < S; s++, j += stride) dx.data[j] = A * dy.data[j]! + B * x.data[j]! + D;
+        cA[i] = rstd[i]! * w[c]!;
+        cB[i] = (2 * dVIn) / S;
+        cD[i] = dMuIn / S - cB[i]! * mi;
       }
     }
+    combine(dx.data, dy.data, x.data, shape, IN_CFG, cA, cB, cD);
     return dx;
   }
 }
@@ -328,9 +404,13 @@ export class SwitchableNorm3d extends SwitchableNorm {
 }
 
 function softmax(z: ArrayLike<number>): Float64Array {
+  return softmaxInto(new Float64Array(z.length), z);
+}
+
+/** softmax(z) into out[0 .. z.length); returns out. */
+function softmaxInto(out: Float64Array, z: ArrayLike<number>): Float64Array {
   let m = -Infinity;
   for (let i = 0; i < z.length; i++) m = Math.max(m, z[i]!);
-  const out = new Float64Array(z.length);
   let s = 0;
   for (let i = 0; i < z.length; i++) s += out[i] = Math.exp(z[i]! - m);
   for (let i = 0; i < z.length; i++) out[i] /= s;
@@ -338,14 +418,8 @@ function softmax(z: ArrayLike<number>): Float64Array {
 }
 
 /** d logit_j += p_j * (d p_j - Σ_k p_k d p_k) */
-function softmaxBackwardAccumulate(grad: { [i: number]: number; length: number }, p: Float64Array, dp: number[]): void {
+function softmaxBackwardAccumulate(grad: { [i: number]: number; length: number }, p: Float64Array, dp: Float64Array, n: number): void {
   let s = 0;
-  for (let k = 0; k < p.length; k++) s += p[k]! * dp[k]!;
-  for (let j = 0; j < p.length; j++) grad[j] = grad[j]! + p[j]! * (dp[j]! - s);
-}
-
-function dot(a: Float64Array, b: Float64Array): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
-  return s;
+  for (let k = 0; k < n; k++) s += p[k]! * dp[k]!;
+  for (let j = 0; j < n; j++) grad[j] = grad[j]! + p[j]! * (dp[j]! - s);
 }
