@@ -71,7 +71,8 @@ export function buildNormLayer(c: FixtureCase, dtype: DType): Module {
 
 const PARAM_INPUTS = ["weight", "bias", "mean_weight", "var_weight"];
 
-export function runNormCase(c: FixtureCase, dtype: DType): Record<string, Tensor> {
+/** The layer of a case built from its config, with the case's parameters and running buffers loaded. */
+export function loadNormCase(c: FixtureCase, dtype: DType): Module {
   const layer = buildNormLayer(c, dtype);
   // Start from the layer's own state, overwrite what the case gives, then load (shape-checked).
   const state: Record<string, Tensor> = layer.stateDict();
@@ -82,7 +83,11 @@ export function runNormCase(c: FixtureCase, dtype: DType): Record<string, Tensor
     if (c.inputs[k] && !(k in layer.namedParameters())) throw new ConfigError(`inputs.${k}`, "no such parameter for this config", "a tensor");
   }
   layer.loadStateDict(state);
+  return layer;
+}
 
+export function runNormCase(c: FixtureCase, dtype: DType): Record<string, Tensor> {
+  const layer = loadNormCase(c, dtype);
   const out: Record<string, Tensor> = {};
   layer.train();
   layer.zeroGrad();

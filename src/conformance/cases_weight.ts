@@ -60,6 +60,17 @@ function inputX(c: FixtureCase, dtype: DType, ctx: string, rank: number, axis: n
 
 /** weight_norm: outputs y, dx, dg, dv, weight (effective) and dbias (when the case has a bias). */
 export function runWeightNormCase(c: FixtureCase, dtype: DType): Record<string, Tensor> {
+  const { wn, layer, x, dyFor } = loadWeightNormCase(c, dtype);
+  wn.zeroGrad();
+  const y = wn.forward(x);
+  const dx = wn.backward(dyFor(y.shape));
+  const out: Record<string, Tensor> = { y, dx, dg: wn.g.grad.clone(), dv: wn.v.grad.clone(), weight: wn.weight() };
+  if (layer.bias) out.dbias = layer.bias.grad.clone();
+  return out;
+}
+
+/** A weight_norm case's WeightNorm (g, v, bias loaded), its wrapped layer, x, and dy (checked against y's shape). */
+export function loadWeightNormCase(c: FixtureCase, dtype: DType): { wn: WeightNorm; layer: Linear | Conv2d; x: Tensor; dyFor: (shape: readonly number[]) => Tensor } {
   const ctx = `weight_norm case ${c.name}`;
   const cfg = c.config ?? {};
   const kind = layerKind(cfg, ctx);
@@ -86,16 +97,19 @@ export function runWeightNormCase(c: FixtureCase, dtype: DType): Record<string, 
   };
   if (layer.bias) state.bias = input(c, "bias", dtype, ctx, layer.bias.value.shape);
   wn.loadStateDict(state);
-  wn.zeroGrad();
-  const y = wn.forward(x);
-  const dx = wn.backward(input(c, "dy", dtype, ctx, y.shape));
-  const out: Record<string, Tensor> = { y, dx, dg: wn.g.grad.clone(), dv: wn.v.grad.clone(), weight: wn.weight() };
-  if (layer.bias) out.dbias = layer.bias.grad.clone();
-  return out;
+  return { wn, layer, x, dyFor: (shape) => input(c, "dy", dtype, ctx, shape) };
 }
 
 /** cosine_norm: outputs y, dx, dweight. */
 export function runCosineNormCase(c: FixtureCase, dtype: DType): Record<string, Tensor> {
+  const { layer, x, dyFor } = loadCosineNormCase(c, dtype);
+  const y = layer.forward(x);
+  const dx = layer.backward(dyFor(y.shape));
+  return { y, dx, dweight: layer.weight.grad.clone() };
+}
+
+/** A cosine_norm case's layer (weight loaded), x, and dy (checked against y's shape). */
+export function loadCosineNormCase(c: FixtureCase, dtype: DType): { layer: CosineLinear | CosineConv2d; x: Tensor; dyFor: (shape: readonly number[]) => Tensor } {
   const ctx = `cosine_norm case ${c.name}`;
   const cfg = c.config ?? {};
   const kind = layerKind(cfg, ctx);
@@ -113,7 +127,5 @@ export function runCosineNormCase(c: FixtureCase, dtype: DType): Record<string, 
     x = inputX(c, dtype, ctx, 4, 1, layer.inChannels);
   }
   layer.loadStateDict({ weight: input(c, "weight", dtype, ctx, layer.weight.value.shape) });
-  const y = layer.forward(x);
-  const dx = layer.backward(input(c, "dy", dtype, ctx, y.shape));
-  return { y, dx, dweight: layer.weight.grad.clone() };
+  return { layer, x, dyFor: (shape) => input(c, "dy", dtype, ctx, shape) };
 }

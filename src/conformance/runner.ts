@@ -85,7 +85,11 @@ export function runCase(c: FixtureCase, dtype: DType): CaseResult {
     if (e instanceof NormkitError) throw new FixtureError(`case "${c.name}": ${e.message}`);
     throw e;
   }
-  const tol = TOLERANCE[dtype];
+  return checkOutputs(c, got, TOLERANCE[dtype]);
+}
+
+/** Compares computed outputs with every expected output of a case at tolerance `tol`. */
+export function checkOutputs(c: FixtureCase, got: Record<string, Tensor>, tol: number): CaseResult {
   const checks = Object.entries(c.outputs).map(([k, want]) => compareTensor(k, got[k], want, tol));
   const worst = checks.reduce((a, b) => (b.relError > a.relError ? b : a));
   return { name: c.name, op: c.op, pass: checks.every((k) => k.pass), worst, checks };

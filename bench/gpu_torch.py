@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""PyTorch side of bench/gpu.mjs: times the GPU table's cases with CUDA events, same shapes, same run.
+
+usage: python3 bench/gpu_torch.py CASES_JSON [--device cuda|cpu] [--min-ms 25]
+CASES_JSON: [{"id", "op", "shape", ...}]; prints one JSON object per case on stdout:
+  {"id", "fwd_ms", "fwdbwd_ms"}  (median per call over trials) or {"id", "error"}.
+Switchable Norm is the official code (switchablenorms/Switchable-Normalization, devkit/ops/switchable_norm.py,
+SwitchNorm2d), composed from PyTorch ops, as in ../shared/anchors/PERFORMANCE.md.
+"""
+import json
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn as nn
+
+
+class SwitchNorm2d(nn.Module):
+    def __init__(self, num_features, eps=1e-5, momentum=0.9, using_moving_average=True, using_bn=True):
+        super().__init__()
+        self.eps, self.momentum = eps, momentum
+        self.using_moving_average, self.using_bn = using_moving_average, using_bn
+        self.weight = nn.Parameter(torch.ones(1, num_features, 1, 1))
+        self.bias = nn.Parameter(torch.zeros(1, num_features, 1, 1))
+        n = 3 if using_bn else 2
+        self.mean_weight = nn.Parameter(torch.ones(n))
+        self.var_weight = nn.Parameter(torch.ones(n))
+        if using_bn:
+            self.register_buffer("running_mean", torch.zeros(1, num_features, 1))
+            self.register_buffer("running_var", torch.zeros(1, num_features, 1))
+
+    def forward(self, x):
+        N, C, H, W = x.size()
+        x = x.view(N, C, -1)
+        mean_in = x.mean(-1, keepdim=True)
+        var_in = x.var(-1, keepdim=True)
+        mean_ln = mean_in.mean(1, keepdim=True)
+        temp = var_in + mean_in ** 2
+        var_ln = temp.mean(1, keepdim=True) - mean_ln ** 2
+        if self.using_bn:
+            if self.training:
+                mean_bn = mean_in.mean(0, keepdim=True)
+                var_bn = temp.mean(0, keepdim=True) - mean_bn ** 2
+                if self.using_moving_average:
+                    self.running_mean.mul_(self.momentum)
+                    self.running_mean.add_((1 - self.momentum) * mean_bn.data)
+                    self.running_var.mul_(self.momentum)
+                    self.running_var.add_((1 - self.momentum) * var_bn.data)
+                else:
+                    self.running_mean.add_(mean_bn.data)
+                    self.running_var.add_(mean_bn.data ** 2 + var_bn.data)
+            else:
+                mean_bn = self.running_mean
+                var_bn = self.running_var
+        mean_weight = torch.softmax(self.mean_weight, 0)
+        var_weight = torch.softmax(self.var_weight, 0)
+        if self.using_bn:
+            mean = mean_weight[0] * mean_in + mean_weight[1] * mean_ln + mean_weight[2] * mean_bn
+            var = var_weight[0] * var_in + var_weight[1] * var_ln + var_weight[2] * var_bn
+        else:
+            mean = mean_weight[0] * mean_in + mean_weight[1] * mean_ln
+            var = var_weight[0] * var_in + var_weight[1] * var_ln
+        x = (x - mean) / (var + self.eps).sqrt()
+        x = x.view(N, C, H, W)
+        return x * self.weight + self.bias
+
+
+def build(case):
+    op, shape = case["op"], case["shape"]
+    if op == "batch_norm":
+        return {2: nn.BatchNorm1d, 3: nn.BatchNorm1d, 4: nn.BatchNorm2d, 5: nn.BatchNorm3d}[len(shape)](shape[1])
+    if op == "instance_norm":
+        return {3: nn.InstanceNorm1d, 4: nn.InstanceNorm2d, 5: nn.InstanceNorm3d}[len(shape)](shape[1])
+    if op == "group_norm":
+        return nn.GroupNorm(case["groups"], shape[1])
+    if op == "layer_norm":
+        return nn.LayerNorm(shape[-1])
+    if op == "rms_norm":
+        return nn.RMSNorm(shape[-1])
+    if op == "switchable_norm":
+        return SwitchNorm2d(shape[1])
+    raise ValueError(f"unknown op {op}")
+
+
+def timer(device):
+    if device == "cuda":
+        def run(fn, reps):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            for _ in range(reps):
+                fn()
+            end.record()
+            torch.cuda.synchronize()
+            return start.elapsed_time(end) / reps
+    else:
+        def run(fn, reps):
+            t = time.perf_counter()
+            for _ in range(reps):
+                fn()
+            return (time.perf_counter() - t) * 1e3 / reps
+    return run
+
+
+def measure(fn, run, min_ms, trials=7):
+    for _ in range(3):
+        fn()
+    one = max(run(fn, 3), 1e-4)
+    reps = int(min(5000, max(5, min_ms / one)))
+    return statistics.median(run(fn, reps) for _ in range(trials))
+
+
+def main():
+    args = sys.argv[1:]
+    cases = json.loads(args[0])
+    device = args[args.index("--device") + 1] if "--device" in args else ("cuda" if torch.cuda.is_available() else "cpu")
+    min_ms = float(args[args.index("--min-ms") + 1]) if "--min-ms" in args else 25.0
+    run = timer(device)
+    print(json.dumps({"torch": torch.__version__, "device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu"}), flush=True)
+    for case in cases:
+        try:
+            m = build(case).to(device).train()
+            x = torch.randn(*case["shape"], device=device)
+            dy = torch.randn(*case["shape"], device=device)
+            with torch.no_grad():
+                fwd = measure(lambda: m(x), run, min_ms)
+            xg = x.clone().requires_grad_(True)
+
+            def step():
+                y = m(xg)
+                y.backward(dy)
+
+            fb = measure(step, run, min_ms)
+            print(json.dumps({"id": case["id"], "fwd_ms": fwd, "fwdbwd_ms": fb}), flush=True)
+            del m, x, dy, xg
+            if device == "cuda":
+                torch.cuda.empty_cache()
+        except Exception as e:  # one case failing (e.g. out of memory) must not lose the others
+            print(json.dumps({"id": case["id"], "error": f"{type(e).__name__}: {e}"}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

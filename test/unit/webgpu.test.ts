@@ -1,0 +1,251 @@
+/**
+ * The WebGPU backend on Dawn for Node (the `webgpu` package), on SwiftShader where there is no GPU
+ * (VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json; set here when unset). SwiftShader is
+ * slow, so shapes stay small, chosen to reach every kernel path: fused (1..8 registers per thread),
+ * split reductions with several chunks, vec4 and scalar loads, subgroup and shared-memory reductions.
+ *
+ * Without an adapter the suite is skipped locally but FAILS under CI=true (.ci/install-webgpu.sh).
+ */
+import { before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import {
+  BatchNorm, GroupNorm, InstanceNorm, LayerNorm, RMSNorm, SwitchableNorm1d, SwitchableNorm2d, Tensor, validateFixture,
+} from "../../src/index.js";
+import type { Normalization } from "../../src/layers/normalization.js";
+import type { SwitchableNorm } from "../../src/layers/switchable_norm.js";
+import {
+  GpuContext, GpuTensor, WebGpuError, downloadTensor, gpuLayer, requestGpuContext, runCaseWebGpu, uploadTensor,
+} from "../../src/backend/webgpu/index.js";
+import type { EngineOptions } from "../../src/backend/webgpu/index.js";
+import { SWIFTSHADER_ICD, createNodeGpuContext } from "../../src/backend/webgpu/node_device.js";
+import { dispatchSize } from "../../src/backend/webgpu/wgsl.js";
+import { randn } from "./helpers.js";
+
+const root = fileURLToPath(new URL("../../../", import.meta.url));
+const fixturePath = join(root, "test/data/pytorch-fixtures.json");
+const fixture = validateFixture(JSON.parse(readFileSync(fixturePath, "utf8")));
+
+let ctx: GpuContext | null = null;
+let noAdapter = "";
+try {
+  ctx = await createNodeGpuContext({ swiftshaderFallback: true });
+} catch (e) {
+  noAdapter = (e as Error).message;
+}
+
+/** Every test goes through here: fails under CI=true without an adapter, skips otherwise. */
+function gpu(t: { skip(m: string): void }): GpuContext | null {
+  if (ctx) return ctx;
+  if (process.env["CI"] === "true") assert.fail(`no WebGPU adapter under CI: ${noAdapter}`);
+  t.skip(`no WebGPU adapter: ${noAdapter}`);
+  return null;
+}
+
+const rel = (got: Tensor, want: Tensor): number => {
+  let scale = 1, worst = 0;
+  for (let i = 0; i < want.size; i++) scale = Math.max(scale, Math.abs(want.data[i]!));
+  for (let i = 0; i < want.size; i++) {
+    const e = Math.abs(got.data[i]! - want.data[i]!);
+    worst = Number.isNaN(e) ? Infinity : Math.max(worst, e);
+  }
+  return worst / scale;
+};
+const f32vals = (n: number, seed: number, offset = 0, scale = 1) => randn(n, seed).map((v) => Math.fround(offset + scale * v));
+
+/**
+ * One training step (forward + backward, running update) and one eval forward + backward on the
+ * CPU layer (float64) and on its GPU twin; returns the worst relative error per output.
+ */
+async function compareWithCpu(c: GpuContext, make: () => Normalization | SwitchableNorm, shape: number[], opts: EngineOptions = {}, offset = 0) {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const cpu = make();
+  // random parameters and running statistics (float32-representable)
+  let seed = 11;
+  for (const p of Object.values(cpu.namedParameters())) p.value.data.set(f32vals(p.value.size, seed++, 1, 0.5));
+  for (const [k, b] of Object.entries(cpu.namedBuffers())) if (k !== "num_batches_tracked") b.data.set(f32vals(b.size, seed++, 1.5, 0.25).map(Math.abs));
+  const twin = gpuLayer(c, cpu, opts);
+  const x = Tensor.from(f32vals(n, 1, offset), shape, "float64"), dy = Tensor.from(f32vals(n, 2), shape, "float64");
+  const x2 = Tensor.from(f32vals(n, 3, offset), shape, "float64");
+  const errs: Record<string, number> = {};
+  const gx = uploadTensor(c, x), gdy = uploadTensor(c, dy), gx2 = uploadTensor(c, x2);
+  cpu.train();
+  twin.train();
+  cpu.zeroGrad();
+  twin.zeroGrad();
+  errs["y"] = rel(await downloadTensor(twin.forward(gx)), cpu.forward(x));
+  errs["dx"] = rel(await downloadTensor(twin.backward(gdy)), cpu.backward(dy));
+  const g = await twin.grads();
+  for (const [k, p] of Object.entries(cpu.namedParameters())) errs["d" + k] = rel(g[k]!, p.grad);
+  const st = await twin.stateDict();
+  for (const [k, b] of Object.entries(cpu.namedBuffers())) errs[k] = rel(st[k]!, b);
+  cpu.eval();
+  twin.eval();
+  errs["y_eval"] = rel(await downloadTensor(twin.forward(gx2)), cpu.forward(x2));
+  errs["dx_eval"] = rel(await downloadTensor(twin.backward(gdy)), cpu.backward(dy));
+  return errs;
+}
+
+function assertErrs(errs: Record<string, number>, tol: number, what: string): void {
+  const bad = Object.entries(errs).filter(([, e]) => !(e <= tol));
+  assert.deepEqual(bad, [], `${what}: ${JSON.stringify(errs)}`);
+}
+
+describe("WebGPU backend (Dawn for Node)", () => {
+  before(() => {
+    if (ctx) console.log(`# webgpu: reduction "${ctx.reduceMode}", VK_ICD_FILENAMES=${process.env["VK_ICD_FILENAMES"] ?? "(unset)"}`);
+  });
+
+  // The fixtures on the default path (subgroups where available, vec4, fused) run through the CLI below.
+
+  it("passes the norm fixtures with the shared-memory reduction, scalar loads and split reductions forced", async (t) => {
+    if (!gpu(t)) return;
+    const c = await GpuContext.create(ctx!.device, { reduce: "shared" });
+    assert.equal(c.reduceMode, "shared");
+    const failed: string[] = [];
+    for (const fc of fixture.cases.filter((f) => f.op.endsWith("_norm") && !f.op.startsWith("weight") && !f.op.startsWith("cosine"))) {
+      const r = await runCaseWebGpu(c, fc, { vec4: false, chunkLen: 2 });
+      if (!r.pass) failed.push(`${r.name}: ${r.worst.output} ${r.worst.relError}`);
+    }
+    assert.deepEqual(failed, []);
+  });
+
+  const cases: [string, () => Normalization | SwitchableNorm, number[], EngineOptions?][] = [
+    ["LayerNorm [16,1024] (fused, 1 vec4 per thread)", () => new LayerNorm({ normalizedShape: 1024, dtype: "float64" }), [16, 1024]],
+    ["LayerNorm [3,4096] (fused, 4 per thread)", () => new LayerNorm({ normalizedShape: 4096, dtype: "float64" }), [3, 4096], { fusedMinStats: 1 }],
+    ["LayerNorm [2,8192] (fused, 8 per thread)", () => new LayerNorm({ normalizedShape: 8192, dtype: "float64" }), [2, 8192], { fusedMinStats: 1 }],
+    ["LayerNorm [4,4096] (split, column chunks)", () => new LayerNorm({ normalizedShape: 4096, dtype: "float64" }), [4, 4096]],
+    ["RMSNorm [5,999] (scalar loads)", () => new RMSNorm({ normalizedShape: 999, eps: 1e-6, dtype: "float64" }), [5, 999]],
+    ["RMSNorm [3,2048] (fused)", () => new RMSNorm({ normalizedShape: 2048, eps: 1e-6, dtype: "float64" }), [3, 2048], { fusedMinStats: 1 }],
+    ["BatchNorm [16,4,32,32] (split across N, 4 chunks)", () => new BatchNorm({ numFeatures: 4, dtype: "float64" }), [16, 4, 32, 32]],
+    ["BatchNorm [8,6,33,31] (scalar, 7 chunks)", () => new BatchNorm({ numFeatures: 6, momentum: null, dtype: "float64" }), [8, 6, 33, 31]],
+    ["BatchNorm [64,20] (1d: one thread per row in backward)", () => new BatchNorm({ numFeatures: 20, dtype: "float64" }), [64, 20]],
+    ["BatchNorm [4,3,64] (forced split, 2-unit chunks)", () => new BatchNorm({ numFeatures: 3, dtype: "float64" }), [4, 3, 64], { chunkLen: 2 }],
+    ["GroupNorm 32 [2,64,16,16] (fused)", () => new GroupNorm({ numGroups: 32, numChannels: 64, dtype: "float64" }), [2, 64, 16, 16]],
+    ["GroupNorm 2 [2,8,48,48] (split)", () => new GroupNorm({ numGroups: 2, numChannels: 8, dtype: "float64" }), [2, 8, 48, 48]],
+    ["InstanceNorm [2,3,64,64] tracked (row chunks)", () => new InstanceNorm({ numFeatures: 3, affine: true, trackRunningStats: true, dtype: "float64" }), [2, 3, 64, 64]],
+    ["SwitchableNorm2d [4,8,12,12]", () => new SwitchableNorm2d({ numFeatures: 8, dtype: "float64" }), [4, 8, 12, 12]],
+    ["SwitchableNorm1d [16,10]", () => new SwitchableNorm1d({ numFeatures: 10, dtype: "float64" }), [16, 10]],
+  ];
+  for (const [name, make, shape, opts] of cases) {
+    it(`matches the CPU: ${name}`, async (t) => {
+      const c = gpu(t);
+      if (!c) return;
+      assertErrs(await compareWithCpu(c, make, shape, opts), 1e-4, name);
+    });
+  }
+
+  it("keeps large-offset statistics exact (shifted sums), fused and split", async (t) => {
+    const c = gpu(t);
+    if (!c) return;
+    for (const [shape, offset] of [[[200, 512], 1e4], [[4, 8192], 1e4], [[6, 4, 5, 5], 1e3]] as const) {
+      const make = shape.length === 2 ? () => new LayerNorm({ normalizedShape: shape[1], dtype: "float64" }) : () => new BatchNorm({ numFeatures: 4, dtype: "float64" });
+      const errs = await compareWithCpu(c, make, [...shape], {}, offset);
+      // FORMAT.md allows 1e-2 here; the shift keeps it near float32 rounding of the running mean
+      assertErrs(errs, 1e-3, `offset ${offset} ${shape}`);
+    }
+  });
+
+  it("lays dispatches out in two dimensions above the per-dimension limit", async (t) => {
+    if (!gpu(t)) return;
+    assert.deepEqual(dispatchSize(70000), [35000, 2]);
+    assert.deepEqual(dispatchSize(65535), [65535, 1]);
+    // a context that pretends the limit is 8 workgroups per dimension: every multi-workgroup dispatch goes 2-D
+    const small = await GpuContext.create(ctx!.device, { maxWorkgroupsPerDimension: 8 });
+    for (const [make, shape] of [
+      [() => new LayerNorm({ normalizedShape: 8, dtype: "float64" }), [50, 8]],
+      [() => new BatchNorm({ numFeatures: 3, dtype: "float64" }), [8, 3, 300]],
+    ] as const) {
+      assertErrs(await compareWithCpu(small, make, [...shape]), 1e-4, `2-D dispatch ${shape}`);
+    }
+    // beyond limit^2 workgroups: refused by name, before anything runs
+    const big = gpuLayer(small, new LayerNorm({ normalizedShape: 1 }));
+    assert.throws(() => big.forward(uploadTensor(small, new Float32Array(65), [65, 1])), (e: unknown) => e instanceof WebGpuError && e.kind === "limit" && /maxComputeWorkgroupsPerDimension/.test(e.message));
+  });
+
+  it("compiles each pipeline once", async (t) => {
+    const c = gpu(t);
+    if (!c) return;
+    const layer = gpuLayer(c, new GroupNorm({ numGroups: 4, numChannels: 8 }));
+    const x = uploadTensor(c, f32vals(2 * 8 * 36, 5), [2, 8, 6, 6]);
+    layer.backward(layer.forward(x)); // warm
+    await downloadTensor(x);
+    const n = c.pipelineCount;
+    for (let i = 0; i < 3; i++) layer.backward(layer.forward(x));
+    await downloadTensor(x);
+    assert.equal(c.pipelineCount, n);
+  });
+
+  describe("errors are loud, never silent numbers", () => {
+    it("no adapter: a WebGpuError of kind no-adapter", async () => {
+      const fake = { requestAdapter: async () => null } as unknown as GPU;
+      await assert.rejects(requestGpuContext(fake), (e: unknown) => e instanceof WebGpuError && e.kind === "no-adapter" && /no WebGPU adapter/.test(e.message));
+      await assert.rejects(requestGpuContext(undefined), (e: unknown) => e instanceof WebGpuError && e.kind === "no-adapter");
+    });
+
+    it("a buffer over the device's limit is refused by name", (t) => {
+      const c = gpu(t);
+      if (!c) return;
+      const lim = c.device.limits.maxStorageBufferBindingSize;
+      assert.throws(() => GpuTensor.zeros(c, [lim / 4 + 16]), (e: unknown) => e instanceof WebGpuError && e.kind === "limit" && /maxStorageBufferBindingSize/.test(e.message));
+    });
+
+    it("a GPU validation error surfaces at the next download", async (t) => {
+      const c = gpu(t);
+      if (!c) return;
+      const bad = { name: "broken", cacheKey: "broken-test", uniforms: { fields: {}, wgsl: "", byteSize: 16, pack: () => new ArrayBuffer(16) }, bindings: [], source: "fn main( {" };
+      const t1 = uploadTensor(c, [1, 2, 3], [3]);
+      c.submit([c.prepare(bad as never, {} as never, [], 1)]);
+      await assert.rejects(downloadTensor(t1), (e: unknown) => e instanceof WebGpuError && e.kind === "gpu-error" && /broken/.test(e.message));
+      assert.deepEqual([...(await downloadTensor(t1)).data], [1, 2, 3]); // the context recovers
+    });
+
+    it("a lost device makes every later call throw", async (t) => {
+      if (!gpu(t)) return;
+      const own = await createNodeGpuContext();
+      const layer = gpuLayer(own, new LayerNorm({ normalizedShape: 4 }));
+      const x = uploadTensor(own, [1, 2, 3, 4], [1, 4]);
+      own.device.destroy();
+      await own.device.lost;
+      assert.throws(() => layer.forward(x), (e: unknown) => e instanceof WebGpuError && e.kind === "device-lost");
+      await assert.rejects(downloadTensor(x), (e: unknown) => e instanceof WebGpuError && e.kind === "device-lost");
+    });
+
+    it("channels-last is refused by name", (t) => {
+      const c = gpu(t);
+      if (!c) return;
+      assert.throws(() => gpuLayer(c, new BatchNorm({ numFeatures: 3, channelsLast: true })), (e: unknown) => e instanceof WebGpuError && e.kind === "unsupported" && /channelsLast/.test(e.message));
+    });
+  });
+
+  describe("normkit conformance --backend webgpu", () => {
+    const bin = join(root, "bin/normkit.js");
+    it("passes the fixtures, one line per case, exit 0", (t) => {
+      if (!gpu(t)) return;
+      const r = spawnSync(process.execPath, [bin, "conformance", fixturePath, "--backend", "webgpu", "--dtype", "float32"], {
+        encoding: "utf8", env: { ...process.env, VK_ICD_FILENAMES: process.env["VK_ICD_FILENAMES"] ?? SWIFTSHADER_ICD },
+      });
+      assert.equal(r.status, 0, r.stdout + r.stderr);
+      const lines = r.stdout.trim().split("\n");
+      assert.equal(lines.length, fixture.cases.length + 1);
+      assert.equal(lines.at(-1), `${fixture.cases.length} passed, 0 failed`);
+    });
+    it("without an adapter: one line naming the problem, exit 1", () => {
+      const r = spawnSync(process.execPath, [bin, "conformance", fixturePath, "--backend", "webgpu"], {
+        encoding: "utf8", env: { ...process.env, VK_ICD_FILENAMES: "/nonexistent/icd.json" },
+      });
+      assert.equal(r.status, 1);
+      assert.equal(r.stdout, "");
+      assert.match(r.stderr.trim().split("\n").at(-1)!, /^normkit conformance: webgpu: no WebGPU adapter found .*VK_ICD_FILENAMES|\/nonexistent\/icd\.json does not exist/);
+    });
+    it("refuses float64 on webgpu", () => {
+      const r = spawnSync(process.execPath, [bin, "conformance", fixturePath, "--backend", "webgpu", "--dtype", "float64"], { encoding: "utf8" });
+      assert.equal(r.status, 1);
+      assert.match(r.stderr, /float32 only/);
+    });
+  });
+});
+
