@@ -257,6 +257,44 @@ function checkNonEmpty(x: Tensor, ctx: string): void {
   if (x.size === 0) throw new ShapeError("x", "a non-empty tensor", `shape ${fmtShape(x.shape)}`, ctx);
 }
 
+/** BatchNorm and InstanceNorm share their options; they differ in defaults and running policy. */
+function channelNormInit(
+  o: BatchNormOptions | InstanceNormOptions,
+  ctx: string,
+  d: { affine: boolean; track: boolean; policy: "batch" | "instance" },
+) {
+  normalizeOptions(o, ctx);
+  const numFeatures = checkPositiveInt(o.numFeatures, "numFeatures", ctx);
+  const affine = checkBool(o.affine ?? d.affine, "affine", ctx);
+  const track = checkBool(o.trackRunningStats ?? d.track, "trackRunningStats", ctx);
+  const init = {
+    dtype: checkDType(o.dtype ?? "float32", ctx),
+    eps: checkEps(o.eps ?? 1e-5, ctx),
+    momentum: checkMomentum(o.momentum === undefined ? 0.1 : o.momentum, ctx),
+    affineKind: "channel" as const,
+    affineShape: [numFeatures],
+    weight: affine,
+    bias: affine,
+    running: track ? d.policy : ("none" as const),
+    runningSize: numFeatures,
+  };
+  return { numFeatures, channelsLast: checkBool(o.channelsLast ?? false, "channelsLast", ctx), init };
+}
+
+/** Validates x for a per-channel method and maps it onto the engine: BN (shared over N) or IN (per sample). */
+function channelPlan(
+  layer: Normalization & { numFeatures: number; channelsLast: boolean },
+  x: Tensor,
+  minRank: number,
+  maxRank: number,
+  perSample: boolean,
+): NormPlan {
+  const ctx = `${layer.constructor.name}.forward`;
+  checkInput(x, layer.dtype, minRank, maxRank, ctx);
+  checkNonEmpty(x, ctx);
+  return { shape: channelView(x, layer.numFeatures, layer.channelsLast, ctx), cfg: { perSample, groupSize: 1, center: true } };
+}
+
 // ---------------------------------------------------------------------------------------------
 // BatchNorm
 
@@ -287,30 +325,14 @@ export class BatchNorm extends Normalization {
 
   constructor(options: BatchNormOptions) {
     const ctx = new.target.name;
-    const o = normalizeOptions(options, ctx);
-    const numFeatures = checkPositiveInt(o.numFeatures, "numFeatures", ctx);
-    const affine = checkBool(o.affine ?? true, "affine", ctx);
-    const track = checkBool(o.trackRunningStats ?? true, "trackRunningStats", ctx);
-    super({
-      dtype: checkDType(o.dtype ?? "float32", ctx),
-      eps: checkEps(o.eps ?? 1e-5, ctx),
-      momentum: checkMomentum(o.momentum === undefined ? 0.1 : o.momentum, ctx),
-      affineKind: "channel",
-      affineShape: [numFeatures],
-      weight: affine,
-      bias: affine,
-      running: track ? "batch" : "none",
-      runningSize: numFeatures,
-    });
-    this.numFeatures = numFeatures;
-    this.channelsLast = checkBool(o.channelsLast ?? false, "channelsLast", ctx);
+    const s = channelNormInit(options, ctx, { affine: true, track: true, policy: "batch" });
+    super(s.init);
+    this.numFeatures = s.numFeatures;
+    this.channelsLast = s.channelsLast;
   }
 
   protected plan(x: Tensor): NormPlan {
-    const ctx = `${this.constructor.name}.forward`;
-    checkInput(x, this.dtype, this.minRank, this.maxRank, ctx);
-    checkNonEmpty(x, ctx);
-    return { shape: channelView(x, this.numFeatures, this.channelsLast, ctx), cfg: { perSample: false, groupSize: 1, center: true } };
+    return channelPlan(this, x, this.minRank, this.maxRank, false);
   }
 }
 /** BatchNorm restricted to [N, C] or [N, C, L] (PyTorch's BatchNorm1d). */
@@ -354,23 +376,10 @@ export class InstanceNorm extends Normalization {
 
   constructor(options: InstanceNormOptions) {
     const ctx = new.target.name;
-    const o = normalizeOptions(options, ctx);
-    const numFeatures = checkPositiveInt(o.numFeatures, "numFeatures", ctx);
-    const affine = checkBool(o.affine ?? false, "affine", ctx);
-    const track = checkBool(o.trackRunningStats ?? false, "trackRunningStats", ctx);
-    super({
-      dtype: checkDType(o.dtype ?? "float32", ctx),
-      eps: checkEps(o.eps ?? 1e-5, ctx),
-      momentum: checkMomentum(o.momentum === undefined ? 0.1 : o.momentum, ctx),
-      affineKind: "channel",
-      affineShape: [numFeatures],
-      weight: affine,
-      bias: affine,
-      running: track ? "instance" : "none",
-      runningSize: numFeatures,
-    });
-    this.numFeatures = numFeatures;
-    this.channelsLast = checkBool(o.channelsLast ?? false, "channelsLast", ctx);
+    const s = channelNormInit(options, ctx, { affine: false, track: false, policy: "instance" });
+    super(s.init);
+    this.numFeatures = s.numFeatures;
+    this.channelsLast = s.channelsLast;
   }
 
   protected override isInstance(): boolean {
@@ -378,10 +387,7 @@ export class InstanceNorm extends Normalization {
   }
 
   protected plan(x: Tensor): NormPlan {
-    const ctx = `${this.constructor.name}.forward`;
-    checkInput(x, this.dtype, this.minRank, this.maxRank, ctx);
-    checkNonEmpty(x, ctx);
-    return { shape: channelView(x, this.numFeatures, this.channelsLast, ctx), cfg: { perSample: true, groupSize: 1, center: true } };
+    return channelPlan(this, x, this.minRank, this.maxRank, true);
   }
 }
 export class InstanceNorm1d extends InstanceNorm {
