@@ -1,10 +1,12 @@
 /** The `normkit` command: subcommands dispatch from here. */
 import { conformance } from "./conformance.js";
+import { lab } from "./lab.js";
 
 const USAGE = `usage: normkit <command> [options]
 
 commands:
-  conformance FILE [--dtype float64|float32]   check normkit against a PyTorch reference fixture file
+  conformance FILE [--dtype float64|float32] [--backend cpu|webgpu]   check normkit against a PyTorch reference fixture file
+  lab [--quick] [--arch ...] [--methods ...]  train cnn/mlp with every method across batch sizes; writes results.json and report.html
 
 Run "normkit <command> --help" for a command's options.`;
 
@@ -15,6 +17,8 @@ export async function main(argv: string[]): Promise<number> {
   switch (cmd) {
     case "conformance":
       return conformance(rest, log, err);
+    case "lab":
+      return lab(rest, log, err, process.stdout.isTTY ? process.stdout : null);
     case undefined:
     case "help":
     case "--help":

@@ -106,4 +106,15 @@ export class Conv2d extends Module {
       this.weight.value.data, c.g, this.scratchFor(c.g), true);
     return new Tensor(dx, c.x.shape);
   }
+
+  /**
+   * backward without dx: accumulates (+=) into weight.grad and bias.grad only. For a network's first
+   * layer, whose input (the data) needs no gradient.
+   */
+  backwardParams(dy: Tensor): void {
+    const c = requireCache(this.cache, "Conv2d");
+    checkGradShape(dy, c.yShape, this.dtype, "Conv2d.backwardParams");
+    conv2dBackward(null, this.weight.grad.data, this.bias ? this.bias.grad.data : null, dy.data, c.x.data,
+      this.weight.value.data, c.g, this.scratchFor(c.g), true);
+  }
 }

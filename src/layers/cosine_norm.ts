@@ -204,15 +204,15 @@ export class CosineConv2d extends Module {
     return { weight: this.weight };
   }
 
-  /** Scratch: ĉ [K,P], dĉ [K,P], column norms [P], a row accumulator [P], dŴ [O,K]. */
+  /** Scratch: ĉ [K,P], dĉ [K,P], column norms [P], dŴ [O,K]. */
   private buffers(g: Conv2dGeometry) {
     const { K, P, O } = g;
-    const need = 2 * K * P + 2 * P + O * K;
+    const need = 2 * K * P + P + O * K;
     if (this.scratch.length < need) this.scratch = new Float64Array(need);
     const s = this.scratch;
     let at = 0;
     const take = (n: number) => s.subarray(at, (at += n));
-    return { col: take(K * P), dcol: take(K * P), cn: take(P), acc: take(P), dwhat: take(O * K) };
+    return { col: take(K * P), dcol: take(K * P), cn: take(P), dwhat: take(O * K) };
   }
 
   /** ĉ = columns of im2col(x_n), each normalised; their norms into cn. */
@@ -234,7 +234,7 @@ export class CosineConv2d extends Module {
     const y = allocate(this.dtype, g.N * O * P);
     for (let n = 0; n < g.N; n++) {
       this.patches(b.col, b.cn, x, n, g, ctx);
-      gemmWCol(y, n * O * P, what, null, b.col, O, K, P, b.acc);
+      gemmWCol(y, n * O * P, what, null, b.col, O, K, P);
     }
     const yShape = [g.N, O, g.Ho, g.Wo];
     this.cache = { x, g, yShape, what, wn };

@@ -77,4 +77,15 @@ export class Linear extends Module {
       this.weight.value.data, c.rows, this.inFeatures, this.outFeatures, true);
     return new Tensor(dx, c.x.shape);
   }
+
+  /**
+   * backward without dx: accumulates (+=) into weight.grad and bias.grad only. For a network's first
+   * layer, whose input (the data) needs no gradient — it saves a third of the layer's backward work.
+   */
+  backwardParams(dy: Tensor): void {
+    const c = requireCache(this.cache, "Linear");
+    checkGradShape(dy, c.yShape, this.dtype, "Linear.backwardParams");
+    linearBackward(null, this.weight.grad.data, this.bias ? this.bias.grad.data : null, dy.data, c.x.data,
+      this.weight.value.data, c.rows, this.inFeatures, this.outFeatures, true);
+  }
 }

@@ -1,0 +1,28 @@
+/**
+ * A training worker (see runner.ts): receives runs one at a time, trains each with the shared data
+ * set, reports progress (at most every ~100 ms) and the result.
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import type { Dataset } from "./data.js";
+import type { WorkerMessage, WorkerRequest } from "./runner.js";
+import { trainRun } from "./train.js";
+
+const port = parentPort;
+if (!port) throw new Error("lab worker: must run as a worker thread");
+const data = (workerData as { data: Dataset }).data;
+
+port.on("message", (req: WorkerRequest) => {
+  const index = req.index;
+  let last = 0;
+  try {
+    const result = trainRun(req.spec, data, (samplesDone, samplesTotal) => {
+      const now = performance.now();
+      if (now - last < 100 && samplesDone < samplesTotal) return;
+      last = now;
+      port.postMessage({ type: "progress", index, samplesDone, samplesTotal } satisfies WorkerMessage);
+    });
+    port.postMessage({ type: "done", index, result } satisfies WorkerMessage);
+  } catch (e) {
+    port.postMessage({ type: "error", index, message: e instanceof Error ? e.message : String(e) } satisfies WorkerMessage);
+  }
+});
