@@ -1,13 +1,17 @@
 /**
  * 2-D convolution (cross-correlation, as PyTorch) over NCHW tensors via im2col + GEMM, one image at
  * a time. Pure functions: outputs and a float64 scratch buffer are provided by the caller
- * (`conv2dScratchSize` says how big), nothing is allocated inside. Sums are accumulated in float64.
+ * (`conv2dScratchSize` says how big), nothing is allocated inside. Sums are accumulated in float64,
+ * except that float32 calls run on the WebAssembly SIMD kernels (f32 sums, as PyTorch's CPU GEMMs)
+ * where available and the kernel mode is not "ts" (src/backend/gemm.ts).
  *
  * For one image the im2col matrix `col` is [K, P] with K = C·kh·kw (one receptive field per column)
  * and P = Ho·Wo (one column per output position); the convolution is then y = W·col with W [O, K].
  */
 import { ShapeError, fmtShape } from "../errors.js";
 import type { FloatArray } from "../tensor.js";
+import { gemm, rowMajor, transposed } from "./gemm.js";
+import { wasmGemmFor } from "../backend/gemm.js";
 
 export interface Conv2dGeometry {
   readonly N: number; readonly C: number; readonly H: number; readonly W: number;
@@ -43,9 +47,23 @@ export function conv2dGeometry(
   return { N, C, H, W, O: outChannels, kh, kw, sh, sw, ph, pw, Ho, Wo, K: C * kh * kw, P: Ho * Wo };
 }
 
-/** Length of the Float64Array scratch that conv2dForward / conv2dBackward need: col [K,P] plus max(P, O·K). */
+/**
+ * Length of the Float64Array scratch that conv2dForward / conv2dBackward need: col [K,P], a float64
+ * copy of W [O·K], the dW accumulator [O·K] and a float64 copy of one image's dy [O·P].
+ * (The GEMMs read only float64 operands: V8 loads a Float64Array element in one instruction where a
+ * Float32Array element needs a load and a conversion, and one element type keeps the kernels
+ * monomorphic. The copies are O(K·P + O·P) per image against O·K·P multiply-adds.)
+ */
 export function conv2dScratchSize(g: Conv2dGeometry): number {
-  return g.K * g.P + Math.max(g.P, g.O * g.K);
+  return g.K * g.P + 2 * g.O * g.K + g.O * g.P;
+}
+
+/** The scratch regions (see conv2dScratchSize). */
+function regions(scratch: Float64Array, g: Conv2dGeometry) {
+  const { K, P, O } = g;
+  let at = 0;
+  const take = (n: number) => scratch.subarray(at, (at += n));
+  return { col: take(K * P), w64: take(O * K), dwAcc: take(O * K), dy64: take(O * P) };
 }
 
 /**
@@ -86,6 +104,25 @@ export function im2col(col: FloatArray, x: FloatArray, xOff: number, g: Conv2dGe
  */
 export function col2im(dx: FloatArray, dxOff: number, col: FloatArray, g: Conv2dGeometry, accumulate: boolean): FloatArray {
   const { C, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo, P } = g;
+  if (sh === 1 && sw === 1) {
+    // stride 1: oh = ih + ph − i and ow = iw + pw − j, in range for a contiguous range of i and j
+    for (let c = 0; c < C; c++) {
+      for (let ih = 0; ih < H; ih++) {
+        const i0 = Math.max(0, ih + ph - Ho + 1), i1 = Math.min(kh - 1, ih + ph);
+        for (let iw = 0; iw < W; iw++) {
+          const j0 = Math.max(0, iw + pw - Wo + 1), j1 = Math.min(kw - 1, iw + pw);
+          let s = 0;
+          for (let i = i0; i <= i1; i++) {
+            const base = (c * kh + i) * kw * P + (ih + ph - i) * Wo + iw + pw;
+            for (let j = j0; j <= j1; j++) s += col[base + j * P - j];
+          }
+          const d = dxOff + (c * H + ih) * W + iw;
+          dx[d] = accumulate ? dx[d] + s : s;
+        }
+      }
+    }
+    return dx;
+  }
   for (let c = 0; c < C; c++) {
     for (let ih = 0; ih < H; ih++) {
       for (let iw = 0; iw < W; iw++) {
@@ -112,74 +149,25 @@ export function col2im(dx: FloatArray, dxOff: number, col: FloatArray, g: Conv2d
   return dx;
 }
 
-/**
- * y[o,p] = b[o] + Σ_k W[o,k]·col[k,p]   for one image (written at out[outOff], [O, P]).
- * For each output row: axpy the contiguous rows of col, four at a time, into a float64 row `acc`
- * (length ≥ P), then store it.
- */
+/** y[o,p] = b[o] + Σ_k W[o,k]·col[k,p]   for one image (written at out[outOff], [O, P]). */
 export function gemmWCol(
   out: FloatArray, outOff: number, w: FloatArray, b: FloatArray | null, col: FloatArray,
-  O: number, K: number, P: number, acc: Float64Array,
+  O: number, K: number, P: number,
 ): FloatArray {
-  for (let o = 0; o < O; o++) {
-    const wo = o * K;
-    acc.fill(b === null ? 0 : b[o], 0, P);
-    let k = 0;
-    for (; k + 4 <= K; k += 4) {
-      const a0 = w[wo + k], a1 = w[wo + k + 1], a2 = w[wo + k + 2], a3 = w[wo + k + 3];
-      const c0 = k * P, c1 = c0 + P, c2 = c1 + P, c3 = c2 + P;
-      for (let p = 0; p < P; p++) acc[p] += a0 * col[c0 + p] + a1 * col[c1 + p] + a2 * col[c2 + p] + a3 * col[c3 + p];
-    }
-    for (; k < K; k++) {
-      const a = w[wo + k], c0 = k * P;
-      for (let p = 0; p < P; p++) acc[p] += a * col[c0 + p];
-    }
-    const yo = outOff + o * P;
-    for (let p = 0; p < P; p++) out[yo + p] = acc[p];
-  }
+  if (b !== null) for (let o = 0; o < O; o++) out.fill(b[o]!, outOff + o * P, outOff + (o + 1) * P);
+  gemm(O, P, K, rowMajor(w, 0, K), rowMajor(col, 0, P), rowMajor(out, outOff, P), b !== null);
   return out;
 }
 
-/** dW[o,k] += Σ_p dy[o,p]·col[k,p]   for one image (dy at dy[dyOff], [O, P]): contiguous row dots, four rows of col per pass. */
-export function gemmDyColT(dw: Float64Array, dy: FloatArray, dyOff: number, col: FloatArray, O: number, K: number, P: number): Float64Array {
-  for (let o = 0; o < O; o++) {
-    const dyo = dyOff + o * P, wo = o * K;
-    let k = 0;
-    for (; k + 4 <= K; k += 4) {
-      const c0 = k * P, c1 = c0 + P, c2 = c1 + P, c3 = c2 + P;
-      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-      for (let p = 0; p < P; p++) {
-        const d = dy[dyo + p];
-        s0 += d * col[c0 + p]; s1 += d * col[c1 + p]; s2 += d * col[c2 + p]; s3 += d * col[c3 + p];
-      }
-      dw[wo + k] += s0; dw[wo + k + 1] += s1; dw[wo + k + 2] += s2; dw[wo + k + 3] += s3;
-    }
-    for (; k < K; k++) {
-      const c0 = k * P;
-      let s = 0;
-      for (let p = 0; p < P; p++) s += dy[dyo + p] * col[c0 + p];
-      dw[wo + k] += s;
-    }
-  }
+/** dW[o,k] += Σ_p dy[o,p]·col[k,p]   for one image (dy at dy[dyOff], [O, P]). */
+export function gemmDyColT(dw: FloatArray, dy: FloatArray, dyOff: number, col: FloatArray, O: number, K: number, P: number): FloatArray {
+  gemm(O, K, P, rowMajor(dy, dyOff, P), transposed(col, 0, P), rowMajor(dw, 0, K), true);
   return dw;
 }
 
-/** dcol[k,p] = Σ_o W[o,k]·dy[o,p]   for one image: axpy the rows of dy, four at a time, into each row of dcol. */
-export function gemmWTDy(dcol: Float64Array, w: FloatArray, dy: FloatArray, dyOff: number, O: number, K: number, P: number): Float64Array {
-  for (let k = 0; k < K; k++) {
-    const co = k * P;
-    dcol.fill(0, co, co + P);
-    let o = 0;
-    for (; o + 4 <= O; o += 4) {
-      const a0 = w[o * K + k], a1 = w[(o + 1) * K + k], a2 = w[(o + 2) * K + k], a3 = w[(o + 3) * K + k];
-      const d0 = dyOff + o * P, d1 = d0 + P, d2 = d1 + P, d3 = d2 + P;
-      for (let p = 0; p < P; p++) dcol[co + p] += a0 * dy[d0 + p] + a1 * dy[d1 + p] + a2 * dy[d2 + p] + a3 * dy[d3 + p];
-    }
-    for (; o < O; o++) {
-      const a = w[o * K + k], d0 = dyOff + o * P;
-      for (let p = 0; p < P; p++) dcol[co + p] += a * dy[d0 + p];
-    }
-  }
+/** dcol[k,p] = Σ_o W[o,k]·dy[o,p]   for one image. */
+export function gemmWTDy(dcol: FloatArray, w: FloatArray, dy: FloatArray, dyOff: number, O: number, K: number, P: number): FloatArray {
+  gemm(K, P, O, transposed(w, 0, K), rowMajor(dy, dyOff, P), rowMajor(dcol, 0, P), false);
   return dcol;
 }
 
@@ -191,11 +179,17 @@ export function conv2dForward(
   out: FloatArray, x: FloatArray, w: FloatArray, b: FloatArray | null, g: Conv2dGeometry, scratch: Float64Array,
 ): FloatArray {
   const { N, C, H, W, O, K, P } = g;
-  const col = scratch.subarray(0, K * P);
-  const acc = scratch.subarray(K * P, K * P + P);
+  // float32: the WebAssembly SIMD path (f32 sums) where available; otherwise the loops below
+  const fast = wasmGemmFor(N * (C * H * W + O * P) + O * K + K * P, out, x, w, b);
+  if (fast) {
+    fast.conv2dForward(out as Float32Array, x as Float32Array, w as Float32Array, b as Float32Array | null, g);
+    return out;
+  }
+  const { col, w64 } = regions(scratch, g);
+  w64.set(w.subarray(0, O * K));
   for (let n = 0; n < N; n++) {
     im2col(col, x, n * C * H * W, g);
-    gemmWCol(out, n * O * P, w, b, col, O, K, P, acc);
+    gemmWCol(out, n * O * P, w64, b, col, O, K, P);
   }
   return out;
 }
@@ -221,12 +215,19 @@ export function conv2dBackward(
     }
   }
   if (dx === null && dw === null) return;
-  const col = scratch.subarray(0, K * P);
-  const dwAcc = scratch.subarray(K * P, K * P + O * K);
-  if (dw !== null) for (let i = 0; i < O * K; i++) dwAcc[i] = accumulate ? dw[i] : 0;
-  for (let n = 0; n < N; n++) {
-    if (dw !== null) gemmDyColT(dwAcc, dy, n * O * P, im2col(col, x, n * C * H * W, g), O, K, P);
-    if (dx !== null) col2im(dx, n * C * H * W, gemmWTDy(col, w, dy, n * O * P, O, K, P), g, accumulate);
+  const fast = wasmGemmFor(N * (2 * C * H * W + O * P) + 2 * O * K + K * P, dx, dw, dy, x, w);
+  if (fast) {
+    fast.conv2dBackward(dx as Float32Array | null, dw as Float32Array | null, dy as Float32Array, x as Float32Array,
+      w as Float32Array, g, accumulate);
+    return;
   }
-  if (dw !== null) for (let i = 0; i < O * K; i++) dw[i] = dwAcc[i];
+  const { col, w64, dwAcc, dy64 } = regions(scratch, g);
+  w64.set(w.subarray(0, O * K));
+  if (dw !== null) for (let i = 0; i < O * K; i++) dwAcc[i] = accumulate ? dw[i]! : 0;
+  for (let n = 0; n < N; n++) {
+    dy64.set(dy.subarray(n * O * P, (n + 1) * O * P));
+    if (dw !== null) gemmDyColT(dwAcc, dy64, 0, im2col(col, x, n * C * H * W, g), O, K, P);
+    if (dx !== null) col2im(dx, n * C * H * W, gemmWTDy(col, w64, dy64, 0, O, K, P), g, accumulate);
+  }
+  if (dw !== null) for (let i = 0; i < O * K; i++) dw[i] = dwAcc[i]!;
 }

@@ -1,28 +1,30 @@
 /**
  * Dense (fully connected) kernels: pure functions over row-major typed arrays, writing into
- * caller-provided buffers. Every sum is accumulated in a JavaScript number (float64), whatever the
- * storage type, and stored once.
+ * caller-provided buffers. Each is one call of the register-blocked {@link gemm} (sums in float64,
+ * stored once per element, whatever the storage type). Float32 calls run on the WebAssembly SIMD
+ * kernels instead (f32 sums, as PyTorch's CPU GEMMs) where available and the kernel mode is not "ts"
+ * (src/backend/gemm.ts).
  */
 import type { FloatArray } from "../tensor.js";
+import { gemm, rowMajor, transposed } from "./gemm.js";
+import { wasmGemmFor } from "../backend/gemm.js";
 
 /**
  * y = x Wᵀ + b:   y[n,o] = b[o] + Σ_k x[n,k]·W[o,k]
- * x [N,inF], W [outF,inF], b [outF] or null, out [N,outF]. Row-dot products (both rows contiguous).
+ * x [N,inF], W [outF,inF], b [outF] or null, out [N,outF].
  */
 export function linearForward(
   out: FloatArray, x: FloatArray, w: FloatArray, b: FloatArray | null,
   N: number, inF: number, outF: number,
 ): FloatArray {
-  for (let n = 0; n < N; n++) {
-    const xo = n * inF;
-    const yo = n * outF;
-    for (let o = 0; o < outF; o++) {
-      const wo = o * inF;
-      let s = b === null ? 0 : b[o];
-      for (let k = 0; k < inF; k++) s += x[xo + k] * w[wo + k];
-      out[yo + o] = s;
-    }
+  // float32: the WebAssembly SIMD path (f32 sums) where available; otherwise the loops below
+  const fast = wasmGemmFor(N * (inF + outF) + outF * inF, out, x, w, b);
+  if (fast) {
+    fast.linearForward(out as Float32Array, x as Float32Array, w as Float32Array, b as Float32Array | null, N, inF, outF);
+    return out;
   }
+  if (b !== null) for (let n = 0; n < N; n++) out.set(b.length === outF ? b : b.subarray(0, outF), n * outF);
+  gemm(N, outF, inF, rowMajor(x, 0, inF), transposed(w, 0, inF), rowMajor(out, 0, outF), b !== null);
   return out;
 }
 
@@ -36,31 +38,18 @@ export function linearBackward(
   dy: FloatArray, x: FloatArray, w: FloatArray,
   N: number, inF: number, outF: number, accumulate: boolean,
 ): void {
-  if (dx !== null) {
-    for (let n = 0; n < N; n++) {
-      const dyo = n * outF;
-      const dxo = n * inF;
-      for (let k = 0; k < inF; k++) {
-        let s = accumulate ? dx[dxo + k] : 0;
-        for (let o = 0; o < outF; o++) s += dy[dyo + o] * w[o * inF + k];
-        dx[dxo + k] = s;
-      }
-    }
-  }
-  if (dw !== null) {
-    for (let o = 0; o < outF; o++) {
-      const wo = o * inF;
-      for (let k = 0; k < inF; k++) {
-        let s = accumulate ? dw[wo + k] : 0;
-        for (let n = 0; n < N; n++) s += dy[n * outF + o] * x[n * inF + k];
-        dw[wo + k] = s;
-      }
-    }
+  const fast = dx !== null || dw !== null ? wasmGemmFor(N * (2 * inF + outF) + 2 * outF * inF, dx, dw, dy, x, w) : null;
+  if (fast) {
+    fast.linearBackward(dx as Float32Array | null, dw as Float32Array | null, dy as Float32Array, x as Float32Array,
+      w as Float32Array, N, inF, outF, accumulate);
+  } else {
+    if (dx !== null) gemm(N, inF, outF, rowMajor(dy, 0, outF), rowMajor(w, 0, inF), rowMajor(dx, 0, inF), accumulate);
+    if (dw !== null) gemm(outF, inF, N, transposed(dy, 0, outF), rowMajor(x, 0, inF), rowMajor(dw, 0, inF), accumulate);
   }
   if (db !== null) {
     for (let o = 0; o < outF; o++) {
-      let s = accumulate ? db[o] : 0;
-      for (let n = 0; n < N; n++) s += dy[n * outF + o];
+      let s = accumulate ? db[o]! : 0;
+      for (let n = 0; n < N; n++) s += dy[n * outF + o]!;
       db[o] = s;
     }
   }
