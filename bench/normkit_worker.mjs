@@ -1,0 +1,74 @@
+// normkit side of `npm run bench:train`: the lab's default CNN (src/lab/models.ts, buildModel("cnn", …))
+// trained with the same step as src/lab/train.ts — zeroGrad, forward, softmax cross-entropy, backward,
+// SGD (momentum 0.9, weight decay 1e-4) — on fixed synthetic batches. Runs from the compiled dist/.
+// Same line protocol as torch_worker.py: {"cmd":"run", method, batch, threads, seconds, min_steps}.
+import { createInterface } from "node:readline";
+import { buildModel } from "../dist/src/lab/models.js";
+import { softmaxCrossEntropy } from "../dist/src/nn/loss.js";
+import { SGD } from "../dist/src/nn/optim.js";
+import { Tensor } from "../dist/src/tensor.js";
+import { mulberry32 } from "../dist/src/rng.js";
+
+// normkit's training stack has no thread setting yet: every run is single-threaded, whatever `threads` says.
+export const THREADS_SUPPORTED = [1];
+
+function normal(rng) {
+  const u = Math.max(rng(), 1e-12);
+  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rng());
+}
+
+const cache = new Map();
+function state(method, batch) {
+  const key = `${method}|${batch}`;
+  if (!cache.has(key)) {
+    const model = buildModel("cnn", method, 0);
+    const opt = new SGD(model.net.parameters(), { lr: 0.01, momentum: 0.9, weightDecay: 1e-4 });
+    const rng = mulberry32(1);
+    const data = [];
+    for (let i = 0; i < 8; i++) {
+      const x = new Float32Array(batch * 784);
+      for (let j = 0; j < x.length; j++) x[j] = normal(rng);
+      const y = new Uint8Array(batch);
+      for (let j = 0; j < batch; j++) y[j] = Math.floor(rng() * 10);
+      data.push([new Tensor(x, [batch, 1, 28, 28]), y]);
+    }
+    model.net.train();
+    cache.set(key, { net: model.net, opt, data, dlogits: Tensor.zeros([batch, 10]) });
+  }
+  return cache.get(key);
+}
+
+function run({ method, batch, seconds, min_steps }) {
+  const { net, opt, data, dlogits } = state(method, batch);
+  let steps = 0;
+  let el = 0;
+  const t0 = performance.now();
+  for (;;) {
+    const [x, y] = data[steps % data.length];
+    opt.zeroGrad();
+    const logits = net.forward(x);
+    softmaxCrossEntropy(logits, y, dlogits);
+    net.backward(dlogits);
+    opt.step();
+    steps++;
+    el = (performance.now() - t0) / 1000;
+    if (steps >= (min_steps ?? 2) && el >= seconds) break;
+  }
+  return { samples_per_s: (steps * batch) / el, steps, elapsed: el };
+}
+
+console.log(JSON.stringify({ ready: true, threads: THREADS_SUPPORTED }));
+const rl = createInterface({ input: process.stdin });
+for await (const line of rl) {
+  if (!line.trim()) continue;
+  const cmd = JSON.parse(line);
+  if (cmd.cmd === "exit") break;
+  let out;
+  try {
+    out = cmd.cmd === "run" ? run(cmd) : { error: `unknown command ${cmd.cmd}` };
+  } catch (e) {
+    out = { error: String(e && e.message ? e.message : e) };
+  }
+  console.log(JSON.stringify(out));
+}
+process.exit(0);

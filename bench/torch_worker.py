@@ -1,0 +1,113 @@
+"""PyTorch CPU side of `npm run bench:train` (bench/train.mjs starts it with Debian's /usr/bin/python3).
+
+Reads one JSON command per line on stdin, answers one JSON line on stdout:
+  {"cmd": "run", "method", "batch", "threads", "seconds", "min_steps"} -> {"samples_per_s", "steps", "elapsed"}
+Trains the lab's default CNN (conv 1->8 3x3 pad 1, norm, ReLU, maxpool 2; conv 8->16, norm, ReLU, maxpool 2;
+linear 784->10) with SGD (momentum 0.9, weight decay 1e-4) on fixed synthetic batches, for at least
+`seconds` and `min_steps` steps. Models and optimisers are cached per (method, batch).
+Switchable Norm follows the official SwitchNorm2d code (using_bn, moving average, momentum 0.9)."""
+import json, sys, time
+import torch, torch.nn as nn, torch.nn.functional as F
+
+
+class SwitchNorm2d(nn.Module):
+    """After the official Switchable Normalization code (SwitchNorm2d, defaults)."""
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.9):
+        super().__init__()
+        self.eps, self.momentum = eps, momentum
+        self.weight = nn.Parameter(torch.ones(1, num_features, 1, 1))
+        self.bias = nn.Parameter(torch.zeros(1, num_features, 1, 1))
+        self.mean_weight = nn.Parameter(torch.ones(3))
+        self.var_weight = nn.Parameter(torch.ones(3))
+        self.register_buffer("running_mean", torch.zeros(1, num_features, 1))
+        self.register_buffer("running_var", torch.zeros(1, num_features, 1))
+
+    def forward(self, x):
+        N, C, H, W = x.size()
+        x = x.view(N, C, -1)
+        mean_in = x.mean(-1, keepdim=True)
+        var_in = x.var(-1, keepdim=True)
+        mean_ln = mean_in.mean(1, keepdim=True)
+        temp = var_in + mean_in ** 2
+        var_ln = temp.mean(1, keepdim=True) - mean_ln ** 2
+        if self.training:
+            mean_bn = mean_in.mean(0, keepdim=True)
+            var_bn = temp.mean(0, keepdim=True) - mean_bn ** 2
+            self.running_mean.mul_(self.momentum).add_((1 - self.momentum) * mean_bn.data)
+            self.running_var.mul_(self.momentum).add_((1 - self.momentum) * var_bn.data)
+        else:
+            mean_bn = torch.autograd.Variable(self.running_mean)
+            var_bn = torch.autograd.Variable(self.running_var)
+        mw = F.softmax(self.mean_weight, 0)
+        vw = F.softmax(self.var_weight, 0)
+        mean = mw[0] * mean_in + mw[1] * mean_ln + mw[2] * mean_bn
+        var = vw[0] * var_in + vw[1] * var_ln + vw[2] * var_bn
+        x = (x - mean) / (var + self.eps).sqrt()
+        return x.view(N, C, H, W) * self.weight + self.bias
+
+
+def norm(kind, c):
+    if kind == "none": return nn.Identity()
+    if kind == "batch_norm": return nn.BatchNorm2d(c)
+    if kind == "group_norm": return nn.GroupNorm(4, c)
+    if kind == "layer_norm": return nn.GroupNorm(1, c)
+    if kind == "instance_norm": return nn.InstanceNorm2d(c, affine=True)
+    if kind == "switchable_norm": return SwitchNorm2d(c)
+    raise ValueError(f"unknown method {kind}")
+
+
+def net(kind):
+    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), norm(kind, 8), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(8, 16, 3, padding=1), norm(kind, 16), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(16 * 7 * 7, 10))
+
+
+cache = {}
+
+
+def state(method, batch):
+    key = (method, batch)
+    if key not in cache:
+        torch.manual_seed(0)
+        m = net(method).train()
+        opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+        g = torch.Generator().manual_seed(1)
+        data = [(torch.randn(batch, 1, 28, 28, generator=g), torch.randint(0, 10, (batch,), generator=g)) for _ in range(8)]
+        cache[key] = (m, opt, data)
+    return cache[key]
+
+
+def run(method, batch, threads, seconds, min_steps):
+    torch.set_num_threads(threads)
+    m, opt, data = state(method, batch)
+    steps = 0
+    t0 = time.perf_counter()
+    while True:
+        x, y = data[steps % len(data)]
+        opt.zero_grad()
+        F.cross_entropy(m(x), y).backward()
+        opt.step()
+        steps += 1
+        el = time.perf_counter() - t0
+        if steps >= min_steps and el >= seconds:
+            break
+    return {"samples_per_s": steps * batch / el, "steps": steps, "elapsed": el}
+
+
+print(json.dumps({"ready": True, "version": torch.__version__}), flush=True)
+for line in sys.stdin:
+    line = line.strip()
+    if not line:
+        continue
+    cmd = json.loads(line)
+    try:
+        if cmd["cmd"] == "run":
+            out = run(cmd["method"], cmd["batch"], cmd["threads"], cmd["seconds"], cmd.get("min_steps", 2))
+        elif cmd["cmd"] == "exit":
+            break
+        else:
+            out = {"error": f"unknown command {cmd['cmd']}"}
+    except Exception as e:  # report, keep serving
+        out = {"error": f"{type(e).__name__}: {e}"}
+    print(json.dumps(out), flush=True)
