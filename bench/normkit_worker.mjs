@@ -48,7 +48,7 @@ function run({ method, batch, seconds, min_steps }) {
     opt.zeroGrad();
     const logits = net.forward(x);
     softmaxCrossEntropy(logits, y, dlogits);
-    net.backward(dlogits);
+    net.backwardParams(dlogits); // as src/lab/train.ts: no dx for the input layer
     opt.step();
     steps++;
     el = (performance.now() - t0) / 1000;

@@ -15,6 +15,7 @@ import {
   Pool2dGeometry, avgPool2dBackward, avgPool2dForward, globalAvgPoolBackward, globalAvgPoolForward, maxPool2dBackward,
   maxPool2dForward, maxPool2x2Forward, pool2dGeometry,
 } from "../ops/pool.js";
+import { reluBackward, reluForward } from "../ops/relu.js";
 import { DType, FloatArray, Tensor, allocate, sameShape } from "../tensor.js";
 
 /** A typed array of one dtype reused while the requested size stays the same. */
@@ -67,10 +68,7 @@ export class ReLU extends ParameterFree {
   forward(x: Tensor): Tensor {
     checkX(x, this.dtype, "ReLU.forward");
     const y = this.yBuf.get(x.size), a = x.data;
-    for (let i = 0; i < a.length; i++) {
-      const v = a[i]!;
-      y[i] = v < 0 ? 0 : v; // NaN propagates (NaN < 0 is false), as torch.relu
-    }
+    reluForward(y, a);
     this.cache = x;
     return new Tensor(y, x.shape);
   }
@@ -78,7 +76,7 @@ export class ReLU extends ParameterFree {
     const x = requireCache(this.cache, "ReLU.backward");
     checkDy(dy, x.shape, this.dtype, "ReLU.backward");
     const dx = this.dxBuf.get(x.size), a = x.data, d = dy.data;
-    for (let i = 0; i < a.length; i++) dx[i] = a[i]! > 0 ? d[i]! : 0;
+    reluBackward(dx, d, a);
     return new Tensor(dx, x.shape);
   }
 }

@@ -153,3 +153,23 @@ describe("optimisers (PyTorch's rules, worked by hand)", () => {
     assert.ok(Math.abs(p.value.data[0]! - (1 + 0.01 * (3 / (3 + 1e-8)) - (0.01 * m) / (Math.sqrt(v) + 1e-8))) < 1e-9);
   });
 });
+
+describe("ReLU float32 bit-pattern kernels", () => {
+  it("match max(x, 0) and the x > 0 mask on special values", async () => {
+    const { reluForward, reluBackward } = await import("../../src/ops/relu.js");
+    const xs = [0, -0, 1.5, -1.5, Infinity, -Infinity, NaN, 1e-45, -1e-45, 3.4e38, -3.4e38, 0.25, -7];
+    const x = Float32Array.from(xs), y = new Float32Array(xs.length);
+    reluForward(y, x);
+    xs.forEach((v, i) => {
+      const want = Math.fround(Number.isNaN(v) ? NaN : Math.max(v, 0));
+      assert.ok(Object.is(y[i], want) || (want === 0 && y[i] === 0), `relu(${v}) = ${y[i]}, want ${want}`);
+    });
+    const dy = Float32Array.from(xs.map((_, i) => (i % 3 === 0 ? Infinity : i % 3 === 1 ? NaN : 2.5)));
+    const dx = new Float32Array(xs.length);
+    reluBackward(dx, dy, x);
+    xs.forEach((v, i) => {
+      const want = v > 0 || Number.isNaN(v) ? dy[i]! : 0; // documented: +NaN passes dy (src/ops/relu.ts)
+      assert.ok(Object.is(dx[i], want), `drelu at ${v} with dy ${dy[i]}: ${dx[i]}, want ${want}`);
+    });
+  });
+});
