@@ -28,10 +28,10 @@ import { Conv2d } from "../layers/conv2d.js";
 import { CosineConv2d, CosineLinear } from "../layers/cosine_norm.js";
 import { Linear } from "../layers/linear.js";
 import { Module } from "../layers/module.js";
-import { BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNorm, RMSNorm } from "../layers/normalization.js";
+import { BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNorm, Normalization, RMSNorm } from "../layers/normalization.js";
 import { SwitchableNorm, SwitchableNorm1d, SwitchableNorm2d } from "../layers/switchable_norm.js";
 import { WeightNorm } from "../layers/weight_norm.js";
-import { Flatten, MaxPool2d, ReLU, Sequential } from "../nn/layers.js";
+import { Flatten, MaxPool2d, ReLU, ReuseOutputs, Sequential } from "../nn/layers.js";
 import { mulberry32 } from "../rng.js";
 import type { DType } from "../tensor.js";
 
@@ -112,7 +112,8 @@ export function buildModel(arch: Arch, method: Method, seed: number, dtype: DTyp
   const norm = (c: number, spatial: boolean, hw: number) => {
     const n = makeNorm(method, c, spatial, hw, dtype);
     if (n) {
-      layers.push(n);
+      // Norm layers take caller outputs: reuse them across steps (no fresh activation per call).
+      layers.push(n instanceof Normalization || n instanceof SwitchableNorm ? new ReuseOutputs(n) : n);
       if (n instanceof SwitchableNorm) switchable.push(n);
     }
   };

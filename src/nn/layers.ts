@@ -272,3 +272,45 @@ export class Sequential extends Module {
     return this;
   }
 }
+
+/** A layer whose forward and backward can write into a caller-provided output (the norm layers). */
+export interface OutputTaking extends Module {
+  forward(x: Tensor, out?: Tensor): Tensor;
+  backward(dy: Tensor, out?: Tensor): Tensor;
+}
+
+/**
+ * Runs `inner` with two output tensors reused from call to call instead of a fresh y and dx per
+ * call: a fresh activation-sized array costs a first touch of every page on each step. For training
+ * loops, where each output is consumed before the next call (as every layer of this stack assumes
+ * of its own reused buffers). Parameters, buffers and training mode are the inner layer's.
+ */
+export class ReuseOutputs extends Module {
+  readonly inner: OutputTaking;
+  private y: Tensor | null = null;
+  private dx: Tensor | null = null;
+  constructor(inner: OutputTaking) {
+    super(inner.dtype);
+    this.inner = inner;
+    this.training = inner.training;
+  }
+  forward(x: Tensor): Tensor {
+    if (!this.y || !sameShape(this.y.shape, x.shape)) this.y = Tensor.zeros(x.shape, this.dtype);
+    return this.inner.forward(x, this.y);
+  }
+  backward(dy: Tensor): Tensor {
+    if (!this.dx || !sameShape(this.dx.shape, dy.shape)) this.dx = Tensor.zeros(dy.shape, this.dtype);
+    return this.inner.backward(dy, this.dx);
+  }
+  namedParameters(): Record<string, Parameter> {
+    return this.inner.namedParameters();
+  }
+  override namedBuffers(): Record<string, Tensor> {
+    return this.inner.namedBuffers();
+  }
+  override train(mode = true): this {
+    this.training = mode;
+    this.inner.train(mode);
+    return this;
+  }
+}
