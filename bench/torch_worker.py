@@ -10,41 +10,7 @@ import json, sys, time
 import torch, torch.nn as nn, torch.nn.functional as F
 
 
-class SwitchNorm2d(nn.Module):
-    """After the official Switchable Normalization code (SwitchNorm2d, defaults)."""
-
-    def __init__(self, num_features, eps=1e-5, momentum=0.9):
-        super().__init__()
-        self.eps, self.momentum = eps, momentum
-        self.weight = nn.Parameter(torch.ones(1, num_features, 1, 1))
-        self.bias = nn.Parameter(torch.zeros(1, num_features, 1, 1))
-        self.mean_weight = nn.Parameter(torch.ones(3))
-        self.var_weight = nn.Parameter(torch.ones(3))
-        self.register_buffer("running_mean", torch.zeros(1, num_features, 1))
-        self.register_buffer("running_var", torch.zeros(1, num_features, 1))
-
-    def forward(self, x):
-        N, C, H, W = x.size()
-        x = x.view(N, C, -1)
-        mean_in = x.mean(-1, keepdim=True)
-        var_in = x.var(-1, keepdim=True)
-        mean_ln = mean_in.mean(1, keepdim=True)
-        temp = var_in + mean_in ** 2
-        var_ln = temp.mean(1, keepdim=True) - mean_ln ** 2
-        if self.training:
-            mean_bn = mean_in.mean(0, keepdim=True)
-            var_bn = temp.mean(0, keepdim=True) - mean_bn ** 2
-            self.running_mean.mul_(self.momentum).add_((1 - self.momentum) * mean_bn.data)
-            self.running_var.mul_(self.momentum).add_((1 - self.momentum) * var_bn.data)
-        else:
-            mean_bn = torch.autograd.Variable(self.running_mean)
-            var_bn = torch.autograd.Variable(self.running_var)
-        mw = F.softmax(self.mean_weight, 0)
-        vw = F.softmax(self.var_weight, 0)
-        mean = mw[0] * mean_in + mw[1] * mean_ln + mw[2] * mean_bn
-        var = vw[0] * var_in + vw[1] * var_ln + vw[2] * var_bn
-        x = (x - mean) / (var + self.eps).sqrt()
-        return x.view(N, C, H, W) * self.weight + self.bias
+from switchnorm_ref import SwitchNorm2d  # the official code, shared by the benchmarks
 
 
 def norm(kind, c):

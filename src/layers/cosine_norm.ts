@@ -8,6 +8,7 @@
  * eps > 0 (CosineConv2d's default 1e-12) it is defined as in PyTorch: u = x / eps and, below eps,
  * dx = du / eps (the clamp passes no gradient to the norm) — large, but finite.
  */
+import type { Conv2dOptions } from "./conv2d.js";
 import { ConfigError, ShapeError, fmtShape } from "../errors.js";
 import { Conv2dGeometry, col2im, gemmDyColT, gemmWCol, gemmWTDy, im2col } from "../ops/conv2d.js";
 import { linearBackward, linearForward } from "../ops/linear.js";
@@ -151,23 +152,10 @@ export class CosineLinear extends Module {
   }
 }
 
-export interface CosineConv2dOptions {
-  /** Channels of the input (axis 1). Required. */
-  inChannels: number;
-  /** Number of filters. Required. */
-  outChannels: number;
-  /** int or [kh, kw]. Required. */
-  kernelSize: number | readonly [number, number];
-  /** int or [sh, sw]. Default 1. */
-  stride?: number | readonly [number, number];
-  /** Zero padding, int or [ph, pw]. Default 0. */
-  padding?: number | readonly [number, number];
+/** Conv2d's options without the bias (a cosine has none), plus F.normalize's eps. */
+export interface CosineConv2dOptions extends Omit<Conv2dOptions, "bias"> {
   /** F.normalize's eps for receptive fields and filters. Default 1e-12 (PyTorch's). */
   eps?: number;
-  /** Default "float32". */
-  dtype?: DType;
-  /** Uniform [0, 1) source for the U(−1/√fan_in, 1/√fan_in) weight init. Default Math.random. */
-  rng?: () => number;
 }
 
 /**
