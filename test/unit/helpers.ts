@@ -1,23 +1,15 @@
 /**
  * Shared test helpers: a seeded PRNG (mulberry32 + Box-Muller), random tensors, relative-difference
  * measures, channels-first/last permutations and a float64 central-difference gradient check.
- * Nothing here depends on the code under test beyond the Tensor type and the Module contract.
+ * Nothing here depends on the code under test beyond the Tensor type, the Module contract and the
+ * seeded generator of src/rng.ts.
  */
 import assert from "node:assert/strict";
 import type { Module } from "../../src/layers/module.js";
+import { mulberry32 } from "../../src/rng.js";
 import { Tensor, type DType } from "../../src/tensor.js";
 
-/** mulberry32: a small, fast, seeded uniform generator on [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 };
 
 /** A seeded standard-normal generator (Box-Muller over mulberry32). */
 export function randnGenerator(seed: number): () => number {
