@@ -45,6 +45,17 @@ export function convInputGeometry(
   return conv2dGeometry(x.shape, outChannels, kernel, stride, padding);
 }
 
+/** The geometry options Conv2d and CosineConv2d share, validated, with their defaults (stride 1, padding 0). */
+export function checkConvGeometryOptions(options: Omit<Conv2dOptions, "bias">, ctx: string) {
+  return {
+    inChannels: checkPositiveInt(options.inChannels, "inChannels", ctx),
+    outChannels: checkPositiveInt(options.outChannels, "outChannels", ctx),
+    kernelSize: checkPair(options.kernelSize, "kernelSize", 1, ctx),
+    stride: checkPair(options.stride ?? 1, "stride", 1, ctx),
+    padding: checkPair(options.padding ?? 0, "padding", 0, ctx),
+  };
+}
+
 /**
  * y[n,o,oh,ow] = b[o] + Σ_{c,i,j} W[o,c,i,j]·x[n, c, oh·sh − ph + i, ow·sw − pw + j].
  * Parameters: weight [out, in, kh, kw], bias [out]; both U(−1/√fan_in, 1/√fan_in), fan_in = in·kh·kw.
@@ -64,11 +75,8 @@ export class Conv2d extends Module {
   constructor(options: Conv2dOptions) {
     const ctx = "Conv2d";
     super(checkDType(options.dtype ?? "float32", ctx));
-    this.inChannels = checkPositiveInt(options.inChannels, "inChannels", ctx);
-    this.outChannels = checkPositiveInt(options.outChannels, "outChannels", ctx);
-    this.kernelSize = checkPair(options.kernelSize, "kernelSize", 1, ctx);
-    this.stride = checkPair(options.stride ?? 1, "stride", 1, ctx);
-    this.padding = checkPair(options.padding ?? 0, "padding", 0, ctx);
+    ({ inChannels: this.inChannels, outChannels: this.outChannels, kernelSize: this.kernelSize, stride: this.stride, padding: this.padding } =
+      checkConvGeometryOptions(options, ctx));
     const rng = options.rng ?? Math.random;
     const [kh, kw] = this.kernelSize;
     const bound = 1 / Math.sqrt(this.inChannels * kh * kw);

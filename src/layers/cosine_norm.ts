@@ -14,7 +14,7 @@ import { Conv2dGeometry, col2im, gemmDyColT, gemmWCol, gemmWTDy, im2col } from "
 import { linearBackward, linearForward } from "../ops/linear.js";
 import type { FloatArray } from "../tensor.js";
 import { DType, Tensor, allocate } from "../tensor.js";
-import { checkPair, convInputGeometry } from "./conv2d.js";
+import { checkConvGeometryOptions, convInputGeometry } from "./conv2d.js";
 import { initUniform } from "./linear.js";
 import { checkDType, checkDTypeOf, checkGradShape, checkPositiveInt } from "./validate.js";
 import { Module, Parameter, makeParameter, requireCache } from "./module.js";
@@ -177,11 +177,8 @@ export class CosineConv2d extends Module {
   constructor(options: CosineConv2dOptions) {
     const ctx = "CosineConv2d";
     super(checkDType(options.dtype ?? "float32", ctx));
-    this.inChannels = checkPositiveInt(options.inChannels, "inChannels", ctx);
-    this.outChannels = checkPositiveInt(options.outChannels, "outChannels", ctx);
-    this.kernelSize = checkPair(options.kernelSize, "kernelSize", 1, ctx);
-    this.stride = checkPair(options.stride ?? 1, "stride", 1, ctx);
-    this.padding = checkPair(options.padding ?? 0, "padding", 0, ctx);
+    ({ inChannels: this.inChannels, outChannels: this.outChannels, kernelSize: this.kernelSize, stride: this.stride, padding: this.padding } =
+      checkConvGeometryOptions(options, ctx));
     this.eps = checkEps(options.eps ?? 1e-12, ctx);
     const [kh, kw] = this.kernelSize;
     this.weight = makeParameter([this.outChannels, this.inChannels, kh, kw], this.dtype, 0);
