@@ -2,7 +2,7 @@
 // trained with the same step as src/lab/train.ts — zeroGrad, forward, softmax cross-entropy, backward,
 // SGD (momentum 0.9, weight decay 1e-4) — on fixed synthetic batches. Runs from the compiled dist/.
 // Same line protocol as torch_worker.py: {"cmd":"run", method, batch, threads, seconds, min_steps}.
-import { createInterface } from "node:readline";
+import { serve } from "./worker_loop.mjs";
 import { buildModel } from "../dist/src/lab/models.js";
 import { softmaxCrossEntropy } from "../dist/src/nn/loss.js";
 import { SGD } from "../dist/src/nn/optim.js";
@@ -57,18 +57,4 @@ function run({ method, batch, seconds, min_steps }) {
   return { samples_per_s: (steps * batch) / el, steps, elapsed: el };
 }
 
-console.log(JSON.stringify({ ready: true, threads: THREADS_SUPPORTED }));
-const rl = createInterface({ input: process.stdin });
-for await (const line of rl) {
-  if (!line.trim()) continue;
-  const cmd = JSON.parse(line);
-  if (cmd.cmd === "exit") break;
-  let out;
-  try {
-    out = cmd.cmd === "run" ? run(cmd) : { error: `unknown command ${cmd.cmd}` };
-  } catch (e) {
-    out = { error: String(e && e.message ? e.message : e) };
-  }
-  console.log(JSON.stringify(out));
-}
-process.exit(0);
+await serve({ threads: THREADS_SUPPORTED }, run);

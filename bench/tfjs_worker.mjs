@@ -2,9 +2,9 @@
 // ops (NHWC), SGD momentum 0.9 + weight decay 1e-4 as an L2 term, on fixed synthetic batches.
 // Same line protocol as torch_worker.py: {"cmd":"run", method, batch, threads, seconds, min_steps}.
 // tfjs's cpu backend is single-threaded: `threads` is ignored (the orchestrator only asks for 1).
-import { createInterface } from "node:readline";
 // The @tensorflow/tfjs bundle (core + cpu backend + the gradient registrations, which tfjs-core's Node
 // bundle alone lacks). Not tfjs-node: the plain JavaScript cpu backend is what is measured.
+import { serve } from "./worker_loop.mjs";
 import * as tf from "@tensorflow/tfjs";
 
 await tf.setBackend("cpu");
@@ -114,18 +114,4 @@ function run({ method, batch, seconds, min_steps }) {
   return { samples_per_s: (steps * batch) / el, steps, elapsed: el };
 }
 
-console.log(JSON.stringify({ ready: true, version: tf.version.tfjs }));
-const rl = createInterface({ input: process.stdin });
-for await (const line of rl) {
-  if (!line.trim()) continue;
-  const cmd = JSON.parse(line);
-  if (cmd.cmd === "exit") break;
-  let out;
-  try {
-    out = cmd.cmd === "run" ? run(cmd) : { error: `unknown command ${cmd.cmd}` };
-  } catch (e) {
-    out = { error: String(e && e.message ? e.message : e) };
-  }
-  console.log(JSON.stringify(out));
-}
-process.exit(0);
+await serve({ version: tf.version.tfjs }, run);
