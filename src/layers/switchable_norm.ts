@@ -79,6 +79,8 @@ class SNWork {
   readonly b = new Float64Array(3);
   readonly dA = new Float64Array(3);
   readonly dB = new Float64Array(3);
+  readonly aKind = new Float64Array(3); // the same weights by kind: (in, ln, bn)
+  readonly bKind = new Float64Array(3);
   constructor(readonly N: number, readonly C: number) {
     const NC = N * C;
     const f = (n: number) => new Float64Array(n);
@@ -102,6 +104,8 @@ export class SwitchableNorm extends Module {
   /** Spatial rank: 0 (1d: [N, C]), 1 ([N,C,L]), 2 ([N,C,H,W]) or 3 ([N,C,D,H,W]). */
   readonly spatialDims: number;
   readonly components: readonly SwitchComponent[];
+  /** Position of in, ln, bn in `components` (-1: absent). */
+  private readonly kindIndex: Int32Array;
   readonly weight: Parameter;
   readonly bias: Parameter;
   readonly meanWeight: Parameter;
@@ -134,6 +138,7 @@ export class SwitchableNorm extends Module {
     this.channelsLast = checkBool(options.channelsLast ?? false, "channelsLast", ctx);
     const lastGamma = checkBool(options.lastGamma ?? false, "lastGamma", ctx);
     this.components = spatialDims === 0 ? ["ln", "bn"] : this.usingBN ? ["in", "ln", "bn"] : ["in", "ln"];
+    this.kindIndex = Int32Array.from(["in", "ln", "bn"] as const, (k) => this.components.indexOf(k));
     const pShape = spatialDims === 0 ? [1, C] : [1, C, ...new Array<number>(spatialDims).fill(1)];
     this.weight = makeParameter(pShape, dtype, lastGamma ? 0 : 1);
     this.bias = makeParameter(pShape, dtype, 0);
@@ -177,10 +182,17 @@ export class SwitchableNorm extends Module {
     return `${this.constructor.name}.${method}`;
   }
 
-  /** Softmax weight of a component (0 where the layer has none). */
-  private compWeight(w: Float64Array, kind: SwitchComponent): number {
-    const j = this.components.indexOf(kind);
-    return j < 0 ? 0 : w[j]!;
+  /**
+   * The softmax weights `w` (in component order) by kind into out[0..2] = (in, ln, bn), 0 where the
+   * layer has no such component. Filling an array, not returning numbers, keeps the hot path free of
+   * boxed doubles (a non-inlined call returning a double allocates one).
+   */
+  private weightsByKind(out: Float64Array, w: Float64Array): Float64Array {
+    for (let k = 0; k < 3; k++) {
+      const j = this.kindIndex[k]!;
+      out[k] = j < 0 ? 0 : w[j]!;
+    }
+    return out;
   }
 
   private view(x: Tensor, ctx: string): NormShape {
@@ -251,8 +263,9 @@ export class SwitchableNorm extends Module {
 
     const a = softmaxInto(wk.a, this.meanWeight.value.data), b = softmaxInto(wk.b, this.varWeight.value.data);
     // mu = Σ_k a_k mu_k, in component order (in, ln, bn); absent components weigh 0
-    const aIn = this.compWeight(a, "in"), aLn = this.compWeight(a, "ln"), aBn = this.compWeight(a, "bn");
-    const bIn = this.compWeight(b, "in"), bLn = this.compWeight(b, "ln"), bBn = this.compWeight(b, "bn");
+    const ak = this.weightsByKind(wk.aKind, a), bk = this.weightsByKind(wk.bKind, b);
+    const aIn = ak[0]!, aLn = ak[1]!, aBn = ak[2]!;
+    const bIn = bk[0]!, bLn = bk[1]!, bBn = bk[2]!;
     const hasIn = this.components.includes("in"), hasBn = this.components.includes("bn");
     for (let n = 0; n < N; n++) {
       for (let c = 0; c < C; c++) {
@@ -348,8 +361,9 @@ export class SwitchableNorm extends Module {
     softmaxBackwardAccumulate(this.meanWeight.grad.data, a, dA, this.components.length);
     softmaxBackwardAccumulate(this.varWeight.grad.data, b, dB, this.components.length);
 
-    const aIn = this.compWeight(a, "in"), aLn = this.compWeight(a, "ln"), aBn = bnFromBatch ? this.compWeight(a, "bn") : 0;
-    const bIn = this.compWeight(b, "in"), bLn = this.compWeight(b, "ln"), bBn = bnFromBatch ? this.compWeight(b, "bn") : 0;
+    const ak = this.weightsByKind(wk.aKind, a), bk = this.weightsByKind(wk.bKind, b);
+    const aIn = ak[0]!, aLn = ak[1]!, aBn = bnFromBatch ? ak[2]! : 0;
+    const bIn = bk[0]!, bLn = bk[1]!, bBn = bnFromBatch ? bk[2]! : 0;
     sMuN.fill(0);
     sVN.fill(0);
     sMuC.fill(0);
