@@ -11,6 +11,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { getHeapSpaceStatistics } from "node:v8";
 import {
   BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNorm, Module, Normalization, RMSNorm, SwitchableNorm2d, Tensor, WasmTensor,
   backend, runCase, validateFixture,
@@ -194,21 +195,26 @@ describe("WasmTensor", () => {
         m.forward(x, y);
         m.backward(dy, dx);
       }
-      // the V8 heap and ArrayBuffer backing stores (typed arrays)
+      // the V8 heap's object spaces and ArrayBuffer backing stores (typed arrays). Code spaces are
+      // left out: optimised code that V8 installs mid-loop is the JIT's, not an allocation of the call.
       const used = (): number => {
-        const u = process.memoryUsage();
-        return u.heapUsed + u.arrayBuffers;
+        let objects = 0;
+        for (const sp of getHeapSpaceStatistics()) if (!sp.space_name.startsWith("code")) objects += sp.space_used_size;
+        return objects + process.memoryUsage().arrayBuffers;
       };
+      // The least growth over windows in which no garbage collection ran (a collection shrinks the
+      // heap and would hide an allocation behind a negative delta).
       let best = Infinity;
-      for (let rep = 0; rep < 5; rep++) {
+      for (let rep = 0; rep < 7; rep++) {
         const h0 = used();
         for (let i = 0; i < 500; i++) {
           m.forward(x, y);
           m.backward(dy, dx);
         }
-        best = Math.min(best, (used() - h0) / 500);
+        const perCall = (used() - h0) / 500;
+        if (perCall >= 0) best = Math.min(best, perCall);
       }
-      assert.ok(best < 16, `${best} bytes per forward + backward`);
+      assert.ok(best < 16, `${best} bytes per forward + backward (Infinity: a collection ran in every window)`);
     });
   }
 });
