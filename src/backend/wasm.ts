@@ -52,7 +52,7 @@ export interface ParallelRunner {
 /** Chunks of statistic groups a parallel call is split into (threads take them as they come). */
 const CHUNKS = 16;
 
-function decodeBase64(s: string): Uint8Array {
+function decodeBase64(s: string): Uint8Array<ArrayBuffer> {
   if (typeof atob === "function") {
     const bin = atob(s);
     const out = new Uint8Array(bin.length);
@@ -107,7 +107,7 @@ export class WasmRuntime {
   /** Calls that ran on these kernels (tests check that a forced path really ran). */
   calls = 0;
 
-  constructor(bytes: Uint8Array) {
+  constructor(bytes: Uint8Array<ArrayBuffer>) {
     this.module = new WebAssembly.Module(bytes);
     this.memory = new WebAssembly.Memory({ initial: 16, maximum: MAX_PAGES, shared: true });
     const inst = new WebAssembly.Instance(this.module, { env: { memory: this.memory } });

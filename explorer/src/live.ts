@@ -1,0 +1,5 @@
+import type { ExplorerContext } from "./app.js";
+// PLACEHOLDER: replaced by the view's implementation.
+export function mountLive(root: HTMLElement, _ctx: ExplorerContext): void {
+  root.textContent = "(view under construction)";
+}
