@@ -14,7 +14,7 @@ export {
 } from "./layers/normalization.js";
 export type { BatchNormOptions, InstanceNormOptions, GroupNormOptions, LayerNormOptions, RMSNormOptions, NormPlan } from "./layers/normalization.js";
 export { SwitchableNorm, SwitchableNorm1d, SwitchableNorm2d, SwitchableNorm3d } from "./layers/switchable_norm.js";
-export type { SwitchableNormOptions, SwitchComponent } from "./layers/switchable_norm.js";
+export type { SwitchableNormOptions, SwitchComponent, SwitchableStatistics } from "./layers/switchable_norm.js";
 
 export * as functional from "./functional.js";
 export * as engine from "./engine/stats.js";

@@ -111,6 +111,16 @@ export abstract class Normalization extends Module {
     this.numBatchesTracked?.data.fill(0);
   }
 
+  /**
+   * Which values of x share one statistic: the engine's view of x ({@link NormPlan}: N, C, S and
+   * the statistics configuration). Statistic k of the engine's arrays (and of lastStatistics())
+   * belongs to sample n, channel group g = floor(c / groupSize) as k = n * (C / groupSize) + g when
+   * perSample, else k = g. Validates x as forward does; changes nothing.
+   */
+  statisticsPlan(x: Tensor): NormPlan {
+    return this.plan(x);
+  }
+
   /** Whether this call normalises with the running statistics instead of the input's. */
   private usesRunning(): boolean {
     return !this.training && this.runningMean !== null;

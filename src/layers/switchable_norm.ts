@@ -46,6 +46,24 @@ export interface SwitchableNormOptions {
   dtype?: DType;
 }
 
+/** What {@link SwitchableNorm.lastStatistics} returns. */
+export interface SwitchableStatistics {
+  N: number;
+  C: number;
+  /** Mixed statistics per (n, c) at n * C + c. */
+  mean: Float64Array;
+  variance: Float64Array;
+  rstd: Float64Array;
+  /** Per (n, c); null without the IN component (1d). */
+  in: { mean: Float64Array; variance: Float64Array } | null;
+  /** Per n. */
+  ln: { mean: Float64Array; variance: Float64Array };
+  /** Per c (batch statistics in training, the running ones in eval); null when usingBN is false. */
+  bn: { mean: Float64Array; variance: Float64Array } | null;
+  /** softmax(mean_weight) and softmax(var_weight) by component. */
+  weights: { mean: Record<SwitchComponent, number>; variance: Record<SwitchComponent, number> };
+}
+
 interface SNCache {
   x: Tensor;
   shape: NormShape;
@@ -62,6 +80,7 @@ class SNWork {
   readonly vIn: Float64Array;
   readonly mean: Float64Array; // mixed, per (n,c)
   readonly rstd: Float64Array;
+  readonly vMix: Float64Array; // mixed variance, per (n,c)
   readonly gMu: Float64Array; // backward, per (n,c)
   readonly gV: Float64Array;
   readonly cA: Float64Array; // dx = cA*dy + cB*x + cD, per (n,c)
@@ -84,7 +103,7 @@ class SNWork {
   constructor(readonly N: number, readonly C: number) {
     const NC = N * C;
     const f = (n: number) => new Float64Array(n);
-    this.muIn = f(NC); this.vIn = f(NC); this.mean = f(NC); this.rstd = f(NC);
+    this.muIn = f(NC); this.vIn = f(NC); this.mean = f(NC); this.rstd = f(NC); this.vMix = f(NC);
     this.gMu = f(NC); this.gV = f(NC); this.cA = f(NC); this.cB = f(NC); this.cD = f(NC);
     this.muLn = f(N); this.vLn = f(N); this.sMuN = f(N); this.sVN = f(N);
     this.muBn = f(C); this.vBn = f(C); this.sMuC = f(C); this.sVC = f(C);
@@ -167,6 +186,33 @@ export class SwitchableNorm extends Module {
     return { mean, variance };
   }
 
+  /**
+   * The statistics of the last forward (copies), null before the first. Per (n, c) at n * C + c:
+   * the mixed `mean` and `variance` (rstd = 1 / sqrt(variance + eps)) and the instance statistics;
+   * per n: the layer statistics; per c: the batch statistics (the running ones in eval); and the
+   * softmax weights by component (0 for an absent one). Variances carry this layer's `variance`
+   * convention (see the module comment).
+   */
+  lastStatistics(): SwitchableStatistics | null {
+    const wk = this.work;
+    if (!this.cache || !wk) return null;
+    const has = (k: SwitchComponent) => this.components.includes(k);
+    return {
+      N: wk.N,
+      C: wk.C,
+      mean: wk.mean.slice(),
+      variance: wk.vMix.slice(),
+      rstd: wk.rstd.slice(),
+      in: has("in") ? { mean: wk.muIn.slice(), variance: wk.vIn.slice() } : null,
+      ln: { mean: wk.muLn.slice(), variance: wk.vLn.slice() },
+      bn: has("bn") ? { mean: wk.muBn.slice(), variance: wk.vBn.slice() } : null,
+      weights: {
+        mean: { in: wk.aKind[0]!, ln: wk.aKind[1]!, bn: wk.aKind[2]! },
+        variance: { in: wk.bKind[0]!, ln: wk.bKind[1]!, bn: wk.bKind[2]! },
+      },
+    };
+  }
+
   /** The view of x: the last one when x has the same shape and dtype (validation gives the same answer). */
   private viewFor(x: Tensor): NormShape {
     const last = this.lastView;
@@ -224,7 +270,7 @@ export class SwitchableNorm extends Module {
     const NC = N * C;
     if (!this.work || this.work.N !== N || this.work.C !== C) this.work = new SNWork(N, C);
     const wk = this.work;
-    const { muIn, vIn, muLn, vLn, muBn, vBn, mean, rstd } = wk;
+    const { muIn, vIn, muLn, vLn, muBn, vBn, mean, rstd, vMix } = wk;
     moments(x.data, shape, IN_CFG, muIn, vIn);
     const fIn = ref && this.spatialDims > 0 ? S / (S - 1) : 1;
     const fLn = ref && this.spatialDims === 0 ? C / (C - 1) : 1;
@@ -278,6 +324,7 @@ export class SwitchableNorm extends Module {
           v += bBn * vBn[c]!;
         }
         mean[i] = m;
+        vMix[i] = v;
         rstd[i] = 1 / Math.sqrt(v + this.eps);
       }
     }
