@@ -151,7 +151,7 @@ export function mountBlock(root: HTMLElement, _ctx: ExplorerContext): void {
   // --- drawing --------------------------------------------------------------------------------
   function rebuild(): void {
     const { N, C, H, W } = st.shape;
-    const cs = Math.max(6, Math.min(24, 460 / (C * (H + W) * SIN30 + 1), 760 / (N * (H + W) * COS30 + 2.5 * N)));
+    const cs = Math.max(6, Math.min(24, 400 / (C * (H + W) * SIN30 + 1), 760 / (N * (H + W) * COS30 + 2.5 * N)));
     const floorW = (H + W) * cs * COS30, floorH = (H + W) * cs * SIN30;
     const floorGap = floorH + cs * 0.6;
     const towerGap = floorW + 2.2 * cs + 12;

@@ -178,7 +178,7 @@ test("explorer block view: highlighted sets, statistics equal normkit's in Node,
       await page.focus("#block-svg polygon.cell[tabindex='0']");
       for (const k of ["PageDown", "PageDown", "PageDown", "End"]) await page.keyboard.press(k);
       await page.mouse.move(0, 0);
-      await page.screenshot({ path: join(ROOT, process.env["NORMKIT_SCREENSHOT_DIR"], "explorer-block.png") });
+      await page.screenshot({ path: join(ROOT, process.env["NORMKIT_SCREENSHOT_DIR"], "explorer-block.png"), fullPage: true });
     }
 
     assert.deepEqual(consoleErrors, [], "no console errors");
