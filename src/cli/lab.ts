@@ -10,7 +10,7 @@ import { parseArgs } from "node:util";
 import { NormkitError } from "../errors.js";
 import { type Dataset, loadIdxDirectory, loadMnistPackage } from "../lab/data.js";
 import { ALL_METHODS, ARCHS, type Arch, DEFAULT_METHODS, type Method, isArch, isMethod, methodApplies } from "../lab/models.js";
-import { writeReport } from "../lab/report.js";
+import { writeReport } from "../lab/report_file.js";
 import { type RunnerEvent, runAll } from "../lab/runner.js";
 import { DEFAULT_CURVE_EVERY, MOMENTUM, type RunResult, type RunSpec, WEIGHT_DECAY } from "../lab/train.js";
 

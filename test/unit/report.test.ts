@@ -1,10 +1,12 @@
-/** The lab report renderer: structure, series per chart, escaping, self-containment, atomic write. */
+/** The lab report renderer: structure, series per chart, escaping, self-containment, browser safety, atomic write. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { renderReport, writeReport, escapeHtml } from "../../src/lab/report.js";
+import { fileURLToPath } from "node:url";
+import { renderReport, renderReportBody, REPORT_CSS, escapeHtml } from "../../src/lab/report.js";
+import { writeReport } from "../../src/lab/report_file.js";
 import { fakeLabResults } from "../helpers/lab_fixture.js";
 
 /** Every <svg class="chart"> with its attributes and the data-series of its series groups. */
@@ -87,4 +89,27 @@ test("writeReport writes report.html atomically (no temporary file left)", () =>
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("the page is REPORT_CSS around renderReportBody: the same charts the explorer draws", () => {
+  const results = fakeLabResults({ seeds: [0, 1] });
+  const html = renderReport(results);
+  const body = renderReportBody(results);
+  assert.match(body, /^<main>[\s\S]*<\/main>$/);
+  assert.ok(html.includes(`<body>${body}</body>`), "the page's body is renderReportBody");
+  assert.ok(html.includes(`<style>${REPORT_CSS}</style>`), "the page's style is REPORT_CSS");
+  assert.deepEqual(charts(body), charts(html));
+  assert.ok(charts(body).length > 0);
+  // usable inside a shadow root, where :root and body match nothing
+  assert.match(REPORT_CSS, /:root,:host\{/);
+  assert.match(REPORT_CSS, /body,:host\{/);
+});
+
+test("report.ts is browser-safe: no Node import, no process/Buffer (the explorer bundles it)", () => {
+  const file = fileURLToPath(new URL("../../../src/lab/report.ts", import.meta.url));
+  const text = readFileSync(file, "utf8").replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, "");
+  const imports = [...text.matchAll(/(?:from\s+|import\(\s*)["']([^"']+)["']/g)].map((m) => m[1]!);
+  assert.deepEqual(imports.filter((m) => !m.startsWith(".")), [], "only relative imports");
+  for (const m of imports) assert.doesNotMatch(m, /report_file/);
+  assert.doesNotMatch(text, /\bprocess\.|\bBuffer\.|\brequire\(/);
 });
