@@ -5,6 +5,7 @@
  *   app.js                  explorer/src/main.ts and normkit bundled by esbuild (ES2022, minified)
  *   digits.bin              the digit sample: the first DIGITS digits of the lab's MNIST test split
  *                           (needs the compiled library: run tsc first, as `npm run explorer:build` does)
+ *   example-results.json    docs/lab-results.json, a real `normkit lab` run, for the "Lab results" view
  * and prints the sizes (app.js gzipped is what the 300 KB budget counts; the digit sample is apart).
  *
  *   node scripts/build-explorer.mjs [--out DIR] [--digits N]
@@ -55,9 +56,10 @@ export async function buildExplorer({ out = join(ROOT, "dist/explorer"), digits 
   });
   copyFileSync(join(ROOT, "explorer/index.html"), join(out, "index.html"));
   copyFileSync(join(ROOT, "explorer/style.css"), join(out, "style.css"));
+  copyFileSync(join(ROOT, "docs/lab-results.json"), join(out, "example-results.json"));
   writeFileSync(join(out, "digits.bin"), await digitSample(digits));
   const sizes = {};
-  for (const f of ["index.html", "style.css", "app.js", "digits.bin"]) {
+  for (const f of ["index.html", "style.css", "app.js", "digits.bin", "example-results.json"]) {
     const b = readFileSync(join(out, f));
     sizes[f] = { bytes: b.length, gzip: gzipSync(b, { level: 9 }).length };
   }
@@ -73,7 +75,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   const res = await buildExplorer({ out: opt("--out") ? resolve(opt("--out")) : undefined, digits: opt("--digits") ? Number(opt("--digits")) : undefined });
   const kb = (n) => `${(n / 1024).toFixed(1)} KB`;
   console.log(`explorer built in ${res.out}`);
-  for (const [f, s] of Object.entries(res.sizes)) console.log(`  ${f.padEnd(11)} ${kb(s.bytes).padStart(9)}  (${kb(s.gzip)} gzipped)`);
+  for (const [f, s] of Object.entries(res.sizes)) console.log(`  ${f.padEnd(20)} ${kb(s.bytes).padStart(9)}  (${kb(s.gzip)} gzipped)`);
   const page = ["index.html", "style.css", "app.js"].reduce((n, f) => n + res.sizes[f].gzip, 0);
-  console.log(`  page without the digit sample: ${kb(page)} gzipped (budget 300 KB)`);
+  console.log(`  page without the digit sample and example results: ${kb(page)} gzipped (budget 300 KB)`);
 }
