@@ -121,9 +121,13 @@ test("lab results view: results.json by file input, drop and the example button;
     assert.deepEqual(charts, nodeCharts(example));
     checkSeries(charts, example, "example");
     assert.equal(await page.getAttribute("#view-report", "data-runs"), String(example.runs.length));
-    // the drop zone is next in the tab order
+    // the drop zone is next in the tab order; Enter there opens the file picker
     await page.keyboard.press("Tab");
     assert.equal(await page.evaluate(() => (globalThis as unknown as { document: { activeElement: { id: string } | null } }).document.activeElement?.id), "report-drop");
+    const [chooser] = await Promise.all([page.waitForEvent("filechooser", { timeout: 10_000 }), page.keyboard.press("Enter")]);
+    assert.equal(chooser.isMultiple(), false);
+    await chooser.setFiles([]); // cancelled: nothing changes
+    assert.equal(await page.getAttribute("#view-report", "data-source"), "example-results.json");
 
     if (process.env["NORMKIT_SCREENSHOT_DIR"]) {
       await page.evaluate(() => (globalThis as unknown as { scrollTo(x: number, y: number): void }).scrollTo(0, 0));

@@ -143,7 +143,9 @@ function close(a: number, b: number, tol: number, abs = 0): boolean {
   return Math.abs(a - b) <= tol * Math.max(Math.abs(a), Math.abs(b)) + abs;
 }
 
-test("scale invariance view: normalized outputs stay, the control scales by λ, numbers match normkit in Node, keyboard works", { timeout: 240_000 }, async (t) => {
+for (const isolate of [false, true]) {
+  // served plain and cross-origin isolated (the page's CPU kernels may differ: Node uses the ones the page says it uses)
+  test(`scale invariance view (${isolate ? "cross-origin isolated" : "plain server"}): normalized outputs stay, the control scales by λ, numbers match normkit in Node, keyboard works`, { timeout: 240_000 }, async (t) => {
   if (!haveChromium(t)) return;
   const { dir } = await buildOnce();
   await withExplorer(async ({ page, origin, consoleErrors, requests, open }) => {
@@ -227,7 +229,7 @@ test("scale invariance view: normalized outputs stay, the control scales by λ, 
     const worst = NORMALIZING.map((m) => r.get(m)!).reduce((a, b) => (b.rel > a.rel ? b : a));
     assert.ok(epsNote.includes(fmt3(worst.rel)), `the eps note quotes the largest change, ${fmt3(worst.rel)}: ${epsNote}`);
 
-    if (process.env["NORMKIT_SCREENSHOT_DIR"]) {
+    if (process.env["NORMKIT_SCREENSHOT_DIR"] && !isolate) {
       await page.screenshot({ path: join(process.env["NORMKIT_SCREENSHOT_DIR"], "explorer-scale.png"), fullPage: true });
     }
 
@@ -255,5 +257,6 @@ test("scale invariance view: normalized outputs stay, the control scales by λ, 
     assert.equal(consoleErrors.length, favicon, `console errors: ${consoleErrors.join(" | ")}`);
     assert.ok(requests.length > 0);
     for (const u of requests) assert.equal(new URL(u).origin, origin, `request outside the origin: ${u}`);
+  }, { isolate });
   });
-});
+}
