@@ -2,8 +2,8 @@
 /**
  * A minimal static server for the built explorer (any static server works; this one has no
  * dependencies). With isolation on (the default here) it sends COOP/COEP headers, which make the
- * page cross-origin isolated so normkit's WebAssembly SIMD kernels (shared memory) can run; without
- * them the page still works on the TypeScript kernels, and says so.
+ * page cross-origin isolated: normkit's WebAssembly SIMD kernels then run on a shared memory. Without
+ * them (any plain static host) the same kernels run on an unshared memory; the page says which.
  *
  *   node scripts/serve-explorer.mjs [--dir dist/explorer] [--port 8080] [--no-isolation]
  * Also importable: serveStatic(dir, { port, isolate }) → { server, url }.

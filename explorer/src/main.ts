@@ -19,7 +19,8 @@ const select = document.getElementById("compute-select") as HTMLSelectElement;
 
 function describeCpu(): string {
   const i = backend.info();
-  return i.wasm ? "CPU: WebAssembly SIMD kernels" : `CPU: TypeScript kernels (WebAssembly SIMD unavailable: ${i.wasmReason ?? "not tried"})`;
+  if (!i.wasm) return `CPU: TypeScript kernels (WebAssembly SIMD unavailable: ${i.wasmReason ?? "not tried"})`;
+  return `CPU: WebAssembly SIMD kernels (${i.wasmShared ? "shared memory" : "unshared memory: the page is not cross-origin isolated"})`;
 }
 
 async function findGpu(): Promise<{ gpu: GpuContext | null; label: string | null; reason: string | null }> {

@@ -55,6 +55,8 @@ export interface BackendInfo {
   kernels: KernelMode;
   /** Whether the WebAssembly SIMD kernels can run here. */
   wasm: boolean;
+  /** Whether their memory is shared (worker threads possible); false on pages without SharedArrayBuffer. */
+  wasmShared: boolean;
   /** Why not, when they cannot. */
   wasmReason: string | null;
   threads: number;
@@ -69,6 +71,7 @@ export function info(): BackendInfo {
   return {
     kernels: getKernelMode(),
     wasm: !!rt,
+    wasmShared: !!rt?.shared,
     wasmReason: wasmUnavailableReason(),
     threads,
     wasmCalls: rt?.calls ?? 0,

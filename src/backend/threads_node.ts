@@ -70,7 +70,7 @@ export async function startThreads(rt: WasmRuntime, count: number): Promise<numb
   await stopThreads(rt);
   if (count <= 0) return 0;
   const isNode = typeof process === "object" && !!process.versions?.node;
-  if (!isNode) return 0;
+  if (!isNode || !rt.shared) return 0; // workers need the shared memory
   const wt = await import("node:worker_threads");
   const n = Math.min(count, MAX_WORKERS);
   const sab = new SharedArrayBuffer(CTL_WORDS * 4);

@@ -7,8 +7,10 @@
  * used in place. Plain Float32Arrays are copied into reusable scratch regions (and outputs copied
  * back out): correct, but the copy costs more than the kernel on large tensors.
  *
- * Requirements: WebAssembly SIMD and shared memory (SharedArrayBuffer: Node, or a cross-origin
- * isolated page). Where either is missing `wasmRuntime()` returns null and the engine runs the
+ * Requirements: WebAssembly SIMD. With SharedArrayBuffer (Node, or a cross-origin isolated page)
+ * the memory is shared, so worker threads can run kernels on it; without (an ordinary web page) the
+ * module is instantiated on an unshared memory ({@link unsharedMemoryVariant}) and runs on one
+ * thread. Where SIMD is missing `wasmRuntime()` returns null and the engine runs the
  * TypeScript kernels. Nothing here allocates on the JS heap per call once the scratch regions
  * have grown to the sizes in use.
  */
@@ -107,9 +109,13 @@ export class WasmRuntime {
   /** Calls that ran on these kernels (tests check that a forced path really ran). */
   calls = 0;
 
-  constructor(bytes: Uint8Array<ArrayBuffer>) {
+  /** Whether the memory is shared (worker threads possible) or ordinary (one thread). */
+  readonly shared: boolean;
+
+  constructor(bytes: Uint8Array<ArrayBuffer>, shared = true) {
+    this.shared = shared;
     this.module = new WebAssembly.Module(bytes);
-    this.memory = new WebAssembly.Memory({ initial: 16, maximum: MAX_PAGES, shared: true });
+    this.memory = new WebAssembly.Memory({ initial: 16, maximum: MAX_PAGES, shared });
     const inst = new WebAssembly.Instance(this.module, { env: { memory: this.memory } });
     this.exports = inst.exports as unknown as KernelExports;
     this.refresh();
@@ -221,14 +227,61 @@ export class WasmRuntime {
 let runtime: WasmRuntime | null | undefined;
 let runtimeError: unknown = null;
 
-/** The shared runtime, created on first use; null where WebAssembly SIMD or shared memory is missing. */
+/**
+ * The module with its imported memory declared unshared (limits flag 0x03 → 0x01, same length).
+ * The kernels use no atomics, so they run unchanged on an ordinary memory: this is how pages that
+ * are not cross-origin isolated (no SharedArrayBuffer) get them, on one thread.
+ */
+export function unsharedMemoryVariant(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(bytes);
+  let p = 8; // magic + version
+  const leb = (): number => {
+    let v = 0, shift = 0, b: number;
+    do {
+      b = out[p++]!;
+      v |= (b & 0x7f) << shift;
+      shift += 7;
+    } while (b & 0x80);
+    return v >>> 0;
+  };
+  while (p < out.length) {
+    const id = out[p++]!;
+    const size = leb();
+    const end = p + size;
+    if (id === 2) {
+      for (let n = leb(); n > 0; n--) {
+        const moduleName = leb();
+        p += moduleName;
+        const fieldName = leb();
+        p += fieldName;
+        const kind = out[p++]!;
+        if (kind === 0) leb();
+        else if (kind === 1) { p++; const f = out[p++]!; leb(); if (f & 1) leb(); }
+        else if (kind === 3) p += 2;
+        else if (kind === 2) {
+          if (out[p] === 0x03) out[p] = 0x01;
+          return out;
+        } else break;
+      }
+      throw new Error("the WebAssembly module imports no memory");
+    }
+    p = end;
+  }
+  throw new Error("the WebAssembly module has no import section");
+}
+
+/**
+ * The runtime, created on first use: on a shared memory where SharedArrayBuffer exists, else on an
+ * ordinary one (one thread); null where WebAssembly SIMD is missing.
+ */
 export function wasmRuntime(): WasmRuntime | null {
   if (runtime !== undefined) return runtime;
   try {
-    if (typeof WebAssembly !== "object" || typeof SharedArrayBuffer !== "function") throw new Error("no WebAssembly or SharedArrayBuffer");
-    const bytes = decodeBase64(WASM_BASE64);
-    if (!WebAssembly.validate(bytes)) throw new Error("WebAssembly SIMD or threads not supported");
-    runtime = new WasmRuntime(bytes);
+    if (typeof WebAssembly !== "object") throw new Error("no WebAssembly");
+    const shared = typeof SharedArrayBuffer === "function";
+    const bytes = shared ? decodeBase64(WASM_BASE64) : unsharedMemoryVariant(decodeBase64(WASM_BASE64));
+    if (!WebAssembly.validate(bytes)) throw new Error("WebAssembly SIMD not supported");
+    runtime = new WasmRuntime(bytes, shared);
   } catch (e) {
     runtimeError = e;
     runtime = null;

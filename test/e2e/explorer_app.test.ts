@@ -2,8 +2,8 @@
  * The explorer as a whole: the build (files, and the 300 KB gzipped budget without the digit
  * sample), loading from a plain static server (no special headers) with nothing requested outside
  * the page's origin, the backend it says it computes on (WebGPU where navigator.gpu gives an adapter,
- * else normkit's CPU path; WebAssembly SIMD kernels when the server makes the page cross-origin
- * isolated, the TypeScript kernels otherwise), the tabs by keyboard, and no console errors.
+ * else normkit's CPU path: the WebAssembly SIMD kernels, on a shared memory when the server makes the
+ * page cross-origin isolated, on an unshared one otherwise), the tabs by keyboard, no console errors.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -38,7 +38,7 @@ test("explorer on a plain static server: WebGPU where available, the CPU path by
       await page.focus("#compute-select");
       await page.selectOption("#compute-select", "cpu");
     }
-    assert.match(await status(), /^using CPU: TypeScript kernels \(WebAssembly SIMD unavailable: .*SharedArrayBuffer/);
+    assert.match(await status(), /^using CPU: WebAssembly SIMD kernels \(unshared memory/);
     assert.equal(await page.getAttribute("#compute-status", "data-compute"), "cpu");
 
     // tabs: arrows move between them (WAI-ARIA), each view mounts once shown
@@ -63,13 +63,13 @@ test("explorer on a plain static server: WebGPU where available, the CPU path by
   });
 });
 
-test("explorer cross-origin isolated (COOP/COEP): normkit's WebAssembly SIMD kernels", { timeout: 120_000 }, async (t) => {
+test("explorer cross-origin isolated (COOP/COEP): normkit's WebAssembly SIMD kernels on a shared memory", { timeout: 120_000 }, async (t) => {
   if (!haveChromium(t)) return;
   await withExplorer(
     async ({ page, consoleErrors, open }) => {
       await open("block");
       assert.equal(await page.evaluate(() => (globalThis as unknown as { crossOriginIsolated: boolean }).crossOriginIsolated), true);
-      assert.match((await page.textContent("#compute-status"))!, /^using CPU: WebAssembly SIMD kernels/);
+      assert.match((await page.textContent("#compute-status"))!, /^using CPU: WebAssembly SIMD kernels \(shared memory\)/);
       assert.equal(await page.isDisabled("#compute-select"), true, "no WebGPU choice without an adapter");
       assert.deepEqual(consoleErrors, []);
     },

@@ -240,3 +240,35 @@ describe("worker threads", () => {
     assert.match(r.stdout, /^done \d+/);
   });
 });
+
+describe("without SharedArrayBuffer (web pages that are not cross-origin isolated)", () => {
+  it("the WebAssembly kernels run on an unshared memory, one thread, and every fixture passes", () => {
+    // node --no-harmony-sharedarraybuffer removes the SharedArrayBuffer global, as such pages lack it
+    const conf = spawnSync(process.execPath, ["--no-harmony-sharedarraybuffer", join(root, "bin/normkit.js"), "conformance", join(root, "test/data/pytorch-fixtures.json"), "--dtype", "float32"], {
+      encoding: "utf8", timeout: 60000, env: { ...process.env, NORMKIT_KERNELS: "wasm" },
+    });
+    assert.equal(conf.status, 0, conf.stdout + conf.stderr);
+    assert.match(conf.stdout, new RegExp(`\\b${fixtures.cases.length} passed, 0 failed`));
+    const script = `
+      import { BatchNorm2d, Tensor, backend } from ${JSON.stringify(pathToFileURL(join(root, "dist/src/index.js")).href)};
+      if (typeof SharedArrayBuffer !== "undefined") throw new Error("SharedArrayBuffer still there");
+      await backend.configure({ kernels: "wasm", threads: 2 });
+      const m = new BatchNorm2d({ numFeatures: 4 });
+      m.forward(Tensor.from(Array.from({ length: 2 * 4 * 9 }, (_, i) => Math.cos(i)), [2, 4, 3, 3]));
+      console.log(JSON.stringify(backend.info()));
+    `;
+    const file = join(mkdtempSync(join(tmpdir(), "nk-unshared-")), "unshared.mjs");
+    writeFileSync(file, script);
+    const r = spawnSync(process.execPath, ["--no-harmony-sharedarraybuffer", file], { encoding: "utf8", timeout: 20000 });
+    assert.equal(r.status, 0, r.stderr);
+    const info = JSON.parse(r.stdout) as ReturnType<typeof backend.info>;
+    assert.equal(info.wasm, true);
+    assert.equal(info.wasmShared, false);
+    assert.equal(info.threads, 1, "no worker threads without a shared memory");
+    assert.ok(info.wasmCalls > 0, "the WebAssembly kernels ran");
+  });
+
+  it("in this process (SharedArrayBuffer present) the memory is shared", () => {
+    assert.equal(backend.info().wasmShared, true);
+  });
+});
