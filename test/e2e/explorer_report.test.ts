@@ -77,12 +77,8 @@ test("lab results view: results.json by file input, drop and the example button;
   const example = JSON.parse(readFileSync(join(dir, "example-results.json"), "utf8")) as LabResults;
   await withExplorer(async ({ page, origin, consoleErrors, requests, open }) => {
     const located: string[] = [];
-    let favicon = 0;
     page.on("console", (m: ConsoleMessage) => {
-      if (m.type() !== "error") return;
-      // Chromium asks for /favicon.ico on its own; the page has none (not this view's doing).
-      if (new URL(m.location().url || origin).pathname === "/favicon.ico") favicon++;
-      else located.push(`${m.text()} @ ${m.location().url}`);
+      if (m.type() === "error") located.push(`${m.text()} @ ${m.location().url}`);
     });
     await open("report");
     const pageH2 = () => page.$eval("#view-report > h2", (e) => {
@@ -176,7 +172,7 @@ test("lab results view: results.json by file input, drop and the example button;
     assert.equal(await page.textContent("#report-error"), "");
 
     assert.deepEqual(located, [], "no console errors");
-    assert.equal(consoleErrors.length, favicon, `console errors: ${consoleErrors.join(" | ")}`);
+    assert.deepEqual(consoleErrors, [], `console errors: ${located.join(" | ")}`);
     assert.ok(requests.some((u) => u.endsWith("/example-results.json")), "the example came from the page's origin");
     for (const u of requests) assert.equal(new URL(u).origin, origin, `request outside the origin: ${u}`);
   });
