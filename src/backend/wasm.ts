@@ -136,7 +136,11 @@ export class WasmRuntime {
     return this.buffers.has(a.buffer);
   }
 
-  /** 64-byte aligned allocation; grows the memory when needed. */
+  /**
+   * 64-byte aligned allocation; grows the memory when needed. Growing replaces `buffer` and the
+   * f32 / f64 / i32 views, and on an unshared memory DETACHES the old ones: read those views after
+   * the last allocation of a call, never before.
+   */
   alloc(bytes: number): number {
     const size = Math.max(64, (bytes + 63) & ~63);
     for (let i = 0; i < this.freeList.length; i++) {
@@ -395,7 +399,6 @@ class WasmKernels implements NormKernels {
 
   /** Affine parameters into the block (element affine: ones / zeros where absent). */
   private params(affine: AffineKind, weight: Readonly<FloatArray> | null, bias: Readonly<FloatArray> | null, P: number): void {
-    const i32 = this.rt.i32, b = this.rt.block >> 2;
     let w = 0, bb = 0;
     if (affine !== "none") {
       if (weight) w = this.place(weight as Float32Array, this.wR, true);
@@ -403,14 +406,14 @@ class WasmKernels implements NormKernels {
       if (bias) bb = this.place(bias as Float32Array, this.bR, true);
       else if (affine === "element") bb = this.zeros.ensure(P * 4);
     }
+    const i32 = this.rt.i32, b = this.rt.block >> 2; // after the allocations (see WasmRuntime.alloc)
     i32[b + I_W] = w;
     i32[b + I_B] = bb;
   }
 
   private statsIn(mean: Readonly<Float64Array>, rstd: Readonly<Float64Array>, K: number): void {
-    const i32 = this.rt.i32, b = this.rt.block >> 2;
     const pm = this.meanR.ensure(K * 8), pr = this.rstdR.ensure(K * 8);
-    const f64 = this.rt.f64, om = pm >> 3, or = pr >> 3;
+    const i32 = this.rt.i32, b = this.rt.block >> 2, f64 = this.rt.f64, om = pm >> 3, or = pr >> 3;
     for (let k = 0; k < K; k++) {
       f64[om + k] = mean[k]!;
       f64[or + k] = rstd[k]!;
@@ -422,9 +425,9 @@ class WasmKernels implements NormKernels {
   moments(x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig, mean: Float64Array, variance: Float64Array): void {
     const rt = this.rt;
     const K = this.layout(shape, cfg, "none");
-    const i32 = rt.i32, b = rt.block >> 2;
     const px = this.place(x as Float32Array, this.xR, true);
     const pm = this.meanR.ensure(K * 8), pv = this.varR.ensure(K * 8);
+    const i32 = rt.i32, b = rt.block >> 2; // after the allocations (see WasmRuntime.alloc)
     i32[b + I_OP] = OP_STATS;
     i32[b + I_X] = px;
     i32[b + I_MEAN] = pm;
@@ -443,11 +446,11 @@ class WasmKernels implements NormKernels {
   ): void {
     const rt = this.rt;
     const K = this.layout(shape, cfg, affine);
-    const i32 = rt.i32, b = rt.block >> 2;
     const px = this.place(x as Float32Array, this.xR, true);
     const py = this.place(y as Float32Array, this.yR, false);
     this.params(affine, weight, bias, shape.C * shape.S);
     this.statsIn(mean, rstd, K);
+    const i32 = rt.i32, b = rt.block >> 2; // after the allocations (see WasmRuntime.alloc)
     i32[b + I_OP] = OP_APPLY;
     i32[b + I_X] = px;
     i32[b + I_Y] = py;
@@ -462,11 +465,11 @@ class WasmKernels implements NormKernels {
   ): void {
     const rt = this.rt;
     const K = this.layout(shape, cfg, affine);
-    const i32 = rt.i32, b = rt.block >> 2;
     const px = this.place(x as Float32Array, this.xR, true);
     const py = this.place(y as Float32Array, this.yR, false);
     this.params(affine, weight, bias, shape.C * shape.S);
     const pm = this.meanR.ensure(K * 8), pv = this.varR.ensure(K * 8), pr = this.rstdR.ensure(K * 8);
+    const i32 = rt.i32, b = rt.block >> 2; // after the allocations (see WasmRuntime.alloc)
     i32[b + I_OP] = OP_FWD_TRAIN;
     i32[b + I_X] = px;
     i32[b + I_Y] = py;
@@ -490,12 +493,11 @@ class WasmKernels implements NormKernels {
   ): void {
     const rt = this.rt;
     const K = this.layout(shape, cfg, "none");
-    const i32 = rt.i32, b = rt.block >> 2;
     const px = this.place(x as Float32Array, this.xR, true);
     const pdy = this.place(dy as Float32Array, this.dyR, true);
     const po = this.place(out as Float32Array, this.yR, false);
     const pa = this.meanR.ensure(K * 8), pb = this.varR.ensure(K * 8), pd = this.rstdR.ensure(K * 8);
-    const f64 = rt.f64;
+    const i32 = rt.i32, b = rt.block >> 2, f64 = rt.f64; // after the allocations (see WasmRuntime.alloc)
     for (let k = 0, oa = pa >> 3, ob = pb >> 3, od = pd >> 3; k < K; k++) {
       f64[oa + k] = A[k]!;
       f64[ob + k] = B[k]!;
@@ -519,7 +521,6 @@ class WasmKernels implements NormKernels {
   ): void {
     const rt = this.rt;
     const K = this.layout(shape, cfg, affine);
-    const i32 = rt.i32, b = rt.block >> 2;
     const P = affine === "channel" ? shape.C : affine === "element" ? shape.C * shape.S : 0;
     // channel affine or none: per-channel sums are needed for dweight even without weight
     const Pk = affine === "none" ? shape.C : P;
@@ -528,11 +529,13 @@ class WasmKernels implements NormKernels {
     const pdy = this.place(dy as Float32Array, this.dyR, true);
     const pdx = dx ? this.place(dx as Float32Array, this.yR, false) : 0;
     this.params(affine, weight, null, P);
-    if (affine === "element" && !weight) i32[b + I_W] = this.ones.ensure(P * 4);
+    const ones = affine === "element" && !weight ? this.ones.ensure(P * 4) : 0;
     this.statsIn(mean, rstd, K);
     const pg = this.sumGR.ensure(K * 8), pgx = this.sumGXR.ensure(K * 8);
     const part = this.partR.ensure(Math.max(1, T * 2 * Pk) * 8);
     const acc = affine === "element" ? this.accR.ensure(Math.max(1, T * 2 * Pk) * 4) : 0;
+    const i32 = rt.i32, b = rt.block >> 2; // after the allocations (see WasmRuntime.alloc)
+    if (ones) i32[b + I_W] = ones;
     i32[b + I_OP] = OP_BWD;
     i32[b + I_X] = px;
     i32[b + I_Y] = pdx;

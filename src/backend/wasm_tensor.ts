@@ -2,7 +2,8 @@
  * WasmTensor: a float32 Tensor whose storage lives in the kernels' (shared) WebAssembly memory, so
  * that the WebAssembly kernels read and write it in place — no copy in, no copy out. It is a
  * Tensor like any other (its `data` is an ordinary Float32Array view), usable everywhere a Tensor
- * is. Where the WebAssembly runtime is unavailable it falls back to ordinary memory (`inWasm` false).
+ * is. Where the WebAssembly runtime is unavailable, or its memory is not shared (web pages that are
+ * not cross-origin isolated), it falls back to ordinary memory (`inWasm` false).
  *
  * Storage is returned to the WebAssembly memory by `dispose()`, or when the `data` view is garbage
  * collected. Do not use `data` after `dispose()`.
@@ -33,7 +34,9 @@ export class WasmTensor extends Tensor {
   static override zeros(shape: readonly number[]): WasmTensor {
     const n = sizeOf(shape);
     const rt = wasmRuntime();
-    if (!rt) return new WasmTensor(new Float32Array(n), shape, -1);
+    // On an unshared memory (pages without SharedArrayBuffer) growing the memory detaches every view
+    // of it, so a tensor's `data` could not outlive the next allocation: ordinary memory there.
+    if (!rt || !rt.shared) return new WasmTensor(new Float32Array(n), shape, -1);
     const ptr = rt.alloc(n * 4);
     const data = new Float32Array(rt.buffer, ptr, n);
     data.fill(0);

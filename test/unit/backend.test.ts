@@ -249,13 +249,31 @@ describe("without SharedArrayBuffer (web pages that are not cross-origin isolate
     });
     assert.equal(conf.status, 0, conf.stdout + conf.stderr);
     assert.match(conf.stdout, new RegExp(`\\b${fixtures.cases.length} passed, 0 failed`));
+    // Growing an unshared memory detaches its old views: a convolution then BatchNorm forward and
+    // backward at batch sizes that grow the memory between and within calls, WebAssembly against the
+    // TypeScript kernels; and WasmTensor keeps its data in ordinary memory there.
     const script = `
-      import { BatchNorm2d, Tensor, backend } from ${JSON.stringify(pathToFileURL(join(root, "dist/src/index.js")).href)};
+      import { BatchNorm2d, Conv2d, Tensor, WasmTensor, backend } from ${JSON.stringify(pathToFileURL(join(root, "dist/src/index.js")).href)};
       if (typeof SharedArrayBuffer !== "undefined") throw new Error("SharedArrayBuffer still there");
-      await backend.configure({ kernels: "wasm", threads: 2 });
-      const m = new BatchNorm2d({ numFeatures: 4 });
-      m.forward(Tensor.from(Array.from({ length: 2 * 4 * 9 }, (_, i) => Math.cos(i)), [2, 4, 3, 3]));
-      console.log(JSON.stringify(backend.info()));
+      const run = async (kernels) => {
+        await backend.configure({ kernels, threads: 2 });
+        const conv = new Conv2d({ inChannels: 1, outChannels: 8, kernelSize: 3, padding: 1, bias: false });
+        for (let i = 0; i < conv.weight.value.size; i++) conv.weight.value.data[i] = Math.sin(i + 1);
+        const bn = new BatchNorm2d({ numFeatures: 8 });
+        const out = [];
+        for (const N of [2, 9, 33, 3, 64]) {
+          const x = Tensor.from(Array.from({ length: N * 784 }, (_, i) => Math.cos(i * 0.37)), [N, 1, 28, 28]);
+          const y = bn.forward(conv.forward(x));
+          const dx = conv.backward(bn.backward(y));
+          out.push(...bn.lastStatistics().mean, y.data[5], y.data[y.size - 1], dx.data[7], dx.data[dx.size - 1]);
+        }
+        return out;
+      };
+      const a = await run("wasm"), info = backend.info(), b = await run("ts");
+      let worst = 0;
+      a.forEach((v, i) => { worst = Math.max(worst, Math.abs(v - b[i]) / Math.max(1, Math.abs(b[i]))); });
+      const t = WasmTensor.zeros([4]);
+      console.log(JSON.stringify({ ...info, worst, wasmTensorInWasm: t.inWasm }));
     `;
     const file = join(mkdtempSync(join(tmpdir(), "nk-unshared-")), "unshared.mjs");
     writeFileSync(file, script);
@@ -266,6 +284,9 @@ describe("without SharedArrayBuffer (web pages that are not cross-origin isolate
     assert.equal(info.wasmShared, false);
     assert.equal(info.threads, 1, "no worker threads without a shared memory");
     assert.ok(info.wasmCalls > 0, "the WebAssembly kernels ran");
+    const more = info as unknown as { worst: number; wasmTensorInWasm: boolean };
+    assert.ok(more.worst < 1e-4, `WebAssembly against TypeScript kernels across memory growth: ${more.worst}`);
+    assert.equal(more.wasmTensorInWasm, false, "WasmTensor uses ordinary memory where the WebAssembly memory is unshared");
   });
 
   it("in this process (SharedArrayBuffer present) the memory is shared", () => {
