@@ -15,6 +15,7 @@ const blocks = [...readme.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]!);
 const expected: RegExp[] = [
   /\[ 4, 6, 3, 3 \] 36\n\[\s*'weight',\s*'bias',\s*'running_mean',\s*'running_var',\s*'num_batches_tracked'\s*\] 1/,
   /mean: \{\s*in: 0\.333\d+,\s*ln: 0\.333\d+,\s*bn: 0\.333\d+\s*\}/,
+  /^2 8 16 \{ perSample: true, groupSize: 2, center: true \}\n8 8\n16 2 8 \{\s*in: 0\.333\d+,\s*ln: 0\.333\d+,\s*bn: 0\.333\d+\s*\}/,
   /\[ 2\.5, 25 \][\s\S]*\ntrue\n\[ 0\.55, 1\.1, 1\.65, 2\.2 \]/,
   /^true BatchNorm1d\.loadStateDict: running_var: expected shape \[3\], got shape \[4\]$/m,
 ];
