@@ -393,9 +393,9 @@ test("live view on WebGPU: says so, matches the CPU, resampling moves only Batch
   });
 });
 
-test("live view screenshot (NORMKIT_SCREENSHOT_DIR)", { timeout: 120_000 }, async (t: TestContext) => {
-  const dir = process.env["NORMKIT_SCREENSHOT_DIR"];
-  if (!dir) return void t.skip("NORMKIT_SCREENSHOT_DIR not set");
+// Registered only when a screenshot is asked for (a screenshot is not a check).
+if (process.env["NORMKIT_SCREENSHOT_DIR"]) test("live view screenshot (NORMKIT_SCREENSHOT_DIR)", { timeout: 120_000 }, async (t: TestContext) => {
+  const dir = process.env["NORMKIT_SCREENSHOT_DIR"]!;
   if (!haveChromium(t)) return;
   await withExplorer(async (p) => {
     await p.open("live");
