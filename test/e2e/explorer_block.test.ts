@@ -153,6 +153,15 @@ test("explorer block view: highlighted sets, statistics equal normkit's in Node,
     const mixed = await snRow("mixed");
     assert.ok(Math.abs(num(mixed[2]!) - mixMean) <= 5e-6 * Math.max(1e-3, Math.abs(mixMean)), `SN blended mean ${mixed[2]} vs ${mixMean}`);
     assert.ok(Math.abs(num(mixed[4]!) - mixVar) <= 5e-6 * Math.abs(mixVar), `SN blended variance ${mixed[4]} vs ${mixVar}`);
+    // the variance convention by keyboard: the reference code's IN variance is the unbiased one
+    await page.focus("#block-sn-variance");
+    await page.keyboard.press("ArrowDown");
+    assert.equal(await page.inputValue("#block-sn-variance"), "reference");
+    const S = H * W;
+    const inRef = (await snRow("in"))[4]!;
+    assert.ok(Math.abs(num(inRef) - (comp.in[1]! * S) / (S - 1)) <= 5e-6 * comp.in[1]!, `SN reference IN variance ${inRef}`);
+    await page.keyboard.press("ArrowUp");
+    assert.equal(await page.inputValue("#block-sn-variance"), "paper");
 
     // "New values" by keyboard: new input, same shapes
     const before = await page.textContent("#block-values");
