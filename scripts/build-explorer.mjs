@@ -12,12 +12,15 @@
  * Also importable: buildExplorer({ out, digits }) → { out, sizes }.
  */
 import { build } from "esbuild";
-import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { gzipSync } from "node:zlib";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+
+/** A bad option or output folder: a one-line message, exit code 2 from the command line. */
+export class BuildError extends Error {}
 export const DEFAULT_DIGITS = 96;
 
 async function digitSample(count) {
@@ -39,7 +42,16 @@ async function digitSample(count) {
   return out;
 }
 
+/** The build's files: a folder holding anything else is not replaced (it is not a previous build). */
+const BUILT = new Set(["index.html", "style.css", "app.js", "digits.bin", "example-results.json"]);
+
 export async function buildExplorer({ out = join(ROOT, "dist/explorer"), digits = DEFAULT_DIGITS } = {}) {
+  if (!Number.isInteger(digits) || digits < 1 || digits > 10000) throw new BuildError(`--digits: expected an integer from 1 to 10000, got ${digits}`);
+  if (existsSync(out)) {
+    if (!statSync(out).isDirectory()) throw new BuildError(`--out: ${out} is a file, not a folder`);
+    const other = readdirSync(out).filter((f) => !BUILT.has(f));
+    if (other.length) throw new BuildError(`--out: ${out} holds files that are not the explorer's (${other.slice(0, 3).join(", ")}${other.length > 3 ? ", …" : ""}); refusing to replace it`);
+  }
   rmSync(out, { recursive: true, force: true });
   mkdirSync(out, { recursive: true });
   await build({
@@ -66,13 +78,28 @@ export async function buildExplorer({ out = join(ROOT, "dist/explorer"), digits 
   return { out, sizes };
 }
 
+/** `--name value` pairs; anything else is a BuildError. */
+export function parseArgs(args, names) {
+  const o = {};
+  for (let i = 0; i < args.length; i += 2) {
+    const [k, v] = [args[i], args[i + 1]];
+    if (!names.includes(k)) throw new BuildError(`unknown option ${JSON.stringify(k)} (options: ${names.join(", ")})`);
+    if (v === undefined || v.startsWith("--")) throw new BuildError(`${k}: a value is missing`);
+    o[k] = v;
+  }
+  return o;
+}
+
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
-  const args = process.argv.slice(2);
-  const opt = (name) => {
-    const i = args.indexOf(name);
-    return i >= 0 ? args[i + 1] : undefined;
-  };
-  const res = await buildExplorer({ out: opt("--out") ? resolve(opt("--out")) : undefined, digits: opt("--digits") ? Number(opt("--digits")) : undefined });
+  let res;
+  try {
+    const o = parseArgs(process.argv.slice(2), ["--out", "--digits"]);
+    res = await buildExplorer({ out: o["--out"] !== undefined ? resolve(o["--out"]) : undefined, digits: o["--digits"] !== undefined ? Number(o["--digits"]) : undefined });
+  } catch (e) {
+    if (!(e instanceof BuildError)) throw e;
+    console.error(`build-explorer: ${e.message}`);
+    process.exit(2);
+  }
   const kb = (n) => `${(n / 1024).toFixed(1)} KB`;
   console.log(`explorer built in ${res.out}`);
   for (const [f, s] of Object.entries(res.sizes)) console.log(`  ${f.padEnd(20)} ${kb(s.bytes).padStart(9)}  (${kb(s.gzip)} gzipped)`);

@@ -48,16 +48,31 @@ export function serveStatic(dir, { port = 0, host = "127.0.0.1", isolate = true 
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
-  const args = process.argv.slice(2);
-  const opt = (name, d) => {
-    const i = args.indexOf(name);
-    return i >= 0 ? args[i + 1] : d;
+  const fail = (msg) => {
+    console.error(`serve-explorer: ${msg}`);
+    process.exit(2);
   };
-  const dir = resolve(opt("--dir", join(ROOT, "dist/explorer")));
-  if (!existsSync(join(dir, "index.html"))) {
-    console.error(`serve-explorer: ${dir}/index.html not found — run npm run explorer:build first`);
-    process.exit(1);
+  const args = process.argv.slice(2);
+  const o = { "--dir": join(ROOT, "dist/explorer"), "--port": process.env.PORT ?? "8080" };
+  let isolate = true;
+  for (let i = 0; i < args.length; i++) {
+    const k = args[i];
+    if (k === "--no-isolation") isolate = false;
+    else if (k === "--dir" || k === "--port") {
+      const v = args[++i];
+      if (v === undefined || v.startsWith("--")) fail(`${k}: a value is missing`);
+      o[k] = v;
+    } else fail(`unknown option ${JSON.stringify(k)} (options: --dir DIR, --port N, --no-isolation)`);
   }
-  const { url } = await serveStatic(dir, { port: Number(opt("--port", process.env.PORT ?? 8080)), isolate: !args.includes("--no-isolation") });
+  const dir = resolve(o["--dir"]);
+  const port = Number(o["--port"]);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`--port: expected an integer from 0 to 65535, got ${JSON.stringify(o["--port"])}`);
+  if (!existsSync(join(dir, "index.html"))) fail(`${dir}/index.html not found — run npm run explorer:build first`);
+  let url;
+  try {
+    ({ url } = await serveStatic(dir, { port, isolate }));
+  } catch (e) {
+    fail(`cannot listen on port ${port}: ${e.code ?? e.message}`);
+  }
   console.log(`normkit explorer: ${url}  (serving ${dir}; Ctrl-C to stop)`);
 }
