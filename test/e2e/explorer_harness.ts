@@ -5,23 +5,17 @@
  * driven by playwright-core; WebGPU on SwiftShader). Every page records its console errors, page errors
  * and every request it makes, for the tests to check.
  *
- * Without Chromium the tests are skipped locally but FAIL under CI=true.
+ * Without Chromium the tests are skipped locally but FAIL under CI=true (./chromium.ts).
  */
-import assert from "node:assert/strict";
-import { existsSync, mkdtempSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import type { Server } from "node:http";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
-import type { TestContext } from "node:test";
-import { chromium, type Browser, type Page } from "playwright-core";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import type { Browser, Page } from "playwright-core";
+import { ROOT, launchChromium } from "./chromium.js";
 
-export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
-const CHROMIUM = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-webgpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-];
+export { ROOT, haveChromium } from "./chromium.js";
 
 export interface Built {
   dir: string;
@@ -51,15 +45,6 @@ export interface ExplorerPage {
   open(view: string): Promise<void>;
 }
 
-/** Skips (locally) or fails (CI=true) when Chromium is missing; returns false when skipped. */
-export function haveChromium(t: TestContext): boolean {
-  if (existsSync(CHROMIUM)) return true;
-  const msg = `Chromium not found at ${CHROMIUM} (run .ci/install-browser.sh)`;
-  if (process.env["CI"] === "true") assert.fail(msg);
-  t.skip(msg);
-  return false;
-}
-
 /**
  * Runs `fn` with a fresh page on a served build; closes everything after. `isolate` serves the
  * COOP/COEP headers (WebAssembly kernels) — the default is a plain static server without them.
@@ -73,10 +58,9 @@ export async function withExplorer(
     serveStatic(d: string, o: { isolate: boolean }): Promise<{ server: Server; url: string }>;
   };
   const { server, url } = await serveStatic(dir, { isolate: o.isolate ?? false });
-  const args = o.webgpu === false ? CHROMIUM_ARGS.filter((a) => a !== "--enable-unsafe-webgpu") : CHROMIUM_ARGS;
   let browser: Browser | null = null;
   try {
-    browser = await chromium.launch({ executablePath: CHROMIUM, args });
+    browser = await launchChromium({ webgpu: o.webgpu ?? true });
     const page = await browser.newPage({ viewport: o.viewport ?? { width: 1280, height: 900 } });
     const consoleErrors: string[] = [];
     const requests: string[] = [];

@@ -14,23 +14,10 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
-import { chromium } from "playwright-core";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { ROOT, haveChromium, launchChromium } from "./chromium.js";
 import type { LabResults } from "../../src/lab/report.js";
-
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 
 interface ChartInfo {
   chart: string;
@@ -44,12 +31,7 @@ interface ChartInfo {
 }
 
 test("lab report renders in Chromium with one series per method in every chart", { timeout: 300_000 }, async (t) => {
-  if (!existsSync(CHROMIUM)) {
-    const msg = `Chromium not found at ${CHROMIUM} (run .ci/install-browser.sh)`;
-    if (process.env.CI === "true") assert.fail(msg);
-    t.skip(msg);
-    return;
-  }
+  if (!haveChromium(t)) return;
 
   let dir = process.env.NORMKIT_E2E_RESULTS;
   let tmp: string | undefined;
@@ -71,7 +53,7 @@ test("lab report renders in Chromium with one series per method in every chart",
     assert.ok(results.runs.length > 0, "results.json holds no runs");
     const reportUrl = pathToFileURL(reportPath).href;
 
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    const browser = await launchChromium({ webgpu: false });
     try {
       const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
       const consoleErrors: string[] = [];

@@ -13,23 +13,9 @@ import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { extname, join, normalize, resolve, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { extname, join, normalize } from "node:path";
+import { ROOT, haveChromium, launchChromium, skipOrFail } from "./chromium.js";
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
-const CHROMIUM = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--enable-unsafe-webgpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 const MIME: Record<string, string> = { ".js": "text/javascript", ".json": "application/json", ".html": "text/html", ".map": "application/json" };
 
 /** The page: imports the compiled modules, runs the cases on navigator.gpu and on the CPU, reports. */
@@ -83,11 +69,7 @@ run().then((r) => { window.__result = r; }, (e) => { window.__result = { error: 
 </script>`;
 
 test("WebGPU kernels in headless Chromium match the CPU backend and the fixtures", { timeout: 300_000 }, async (t) => {
-  const skip = (msg: string) => {
-    if (process.env["CI"] === "true") assert.fail(msg);
-    t.skip(msg);
-  };
-  if (!existsSync(CHROMIUM)) return skip(`Chromium not found at ${CHROMIUM} (run .ci/install-browser.sh)`);
+  if (!haveChromium(t)) return;
   const missing: string[] = [];
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://127.0.0.1");
@@ -110,7 +92,7 @@ test("WebGPU kernels in headless Chromium match the CPU backend and the fixtures
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const port = (server.address() as AddressInfo).port;
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  const browser = await launchChromium({ webgpu: true });
   try {
     const page = await browser.newPage();
     const errors: string[] = [];
@@ -123,7 +105,7 @@ test("WebGPU kernels in headless Chromium match the CPU backend and the fixtures
       const gpu = (globalThis as unknown as { navigator: { gpu?: { requestAdapter(): Promise<unknown> } } }).navigator.gpu;
       return !!gpu && (await gpu.requestAdapter()) !== null;
     });
-    if (!hasGpu) return skip("Chromium exposes no WebGPU adapter (navigator.gpu / requestAdapter)");
+    if (!hasGpu) return skipOrFail(t, "Chromium exposes no WebGPU adapter (navigator.gpu / requestAdapter)");
     // the result, or the first page error (a module that fails to load never sets a result)
     for (let waited = 0; ; waited += 250) {
       if (errors.length > 0) assert.fail(`page error: ${errors.join("\n")} ${missing.length ? `(not found: ${missing.join(", ")})` : ""}`);
