@@ -46,7 +46,7 @@ export function mountBlock(root: HTMLElement, _ctx: ExplorerContext): void {
     sw: { mean: [1, 1, 1], variance: [1, 1, 1] },
     swVariance: "paper",
   };
-  let x: Tensor = demoInput(st.shape, st.seed);
+  let x: Tensor; // set by newInput(), with the JSON of its values
   let result: BlockResult | null = null;
   let cells: SVGPolygonElement[] = [];
 
@@ -65,7 +65,7 @@ export function mountBlock(root: HTMLElement, _ctx: ExplorerContext): void {
       const divs = divisors(st.shape.C);
       st.gIndex = Math.min(st.gIndex, divs.length - 1);
       st.sel = { n: Math.min(st.sel.n, st.shape.N - 1), c: Math.min(st.sel.c, st.shape.C - 1), h: Math.min(st.sel.h, st.shape.H - 1), w: Math.min(st.sel.w, st.shape.W - 1) };
-      x = demoInput(st.shape, st.seed);
+      newInput();
       rebuild();
     });
   }
@@ -89,7 +89,7 @@ export function mountBlock(root: HTMLElement, _ctx: ExplorerContext): void {
   const reseed = h("button", { type: "button", id: "block-reseed" }, "New values");
   reseed.addEventListener("click", () => {
     st.seed += 1;
-    x = demoInput(st.shape, st.seed);
+    newInput();
     recompute();
   });
   const seedText = h("span", { class: "note", id: "block-seed" });
@@ -149,6 +149,12 @@ export function mountBlock(root: HTMLElement, _ctx: ExplorerContext): void {
   );
 
   // --- drawing --------------------------------------------------------------------------------
+  /** A new input for the current sizes and seed (and its values as JSON, shown under the picture). */
+  function newInput(): void {
+    x = demoInput(st.shape, st.seed);
+    valuesPre.textContent = JSON.stringify({ shape: x.shape, seed: st.seed, data: Array.from(x.data) });
+  }
+
   function rebuild(): void {
     const { N, C, H, W } = st.shape;
     const cs = Math.max(6, Math.min(24, 400 / (C * (H + W) * SIN30 + 1), 760 / (N * (H + W) * COS30 + 2.5 * N)));
@@ -261,8 +267,6 @@ export function mountBlock(root: HTMLElement, _ctx: ExplorerContext): void {
       const sum = which[0] + which[1] + which[2];
       swOut[i]!.textContent = sum > 0 ? (which[i % 3]! / sum).toFixed(2) : "—";
     });
-    const { N, C, H, W } = st.shape;
-    valuesPre.textContent = JSON.stringify({ shape: [N, C, H, W], seed: st.seed, data: Array.from(x.data) });
     try {
       if (st.method === "switchable_norm" && st.sw.mean.every((v) => v <= 0)) throw new Error("Switchable Norm: at least one weight of μ must be above 0");
       if (st.method === "switchable_norm" && st.sw.variance.every((v) => v <= 0)) throw new Error("Switchable Norm: at least one weight of σ² must be above 0");
@@ -287,10 +291,7 @@ export function mountBlock(root: HTMLElement, _ctx: ExplorerContext): void {
         groupsTable.append(h("tr", { "data-group": g.index }, h("td", {}, g.label), h("td", {}, String(g.count)), h("td", { class: "mean" }, fmt(g.mean, 6)), h("td", { class: "var" }, fmt(g.variance, 6))));
       }
     }
-    const cell = cellAt(st.sel);
-    for (const c of cells) c.tabIndex = -1;
-    cell.tabIndex = 0;
-    highlight();
+    select(st.sel, false);
   }
 
   function highlight(): void {
@@ -349,6 +350,7 @@ export function mountBlock(root: HTMLElement, _ctx: ExplorerContext): void {
     cellPanel.replaceChildren(panel);
   }
 
+  newInput();
   rebuild();
 }
 

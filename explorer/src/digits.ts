@@ -28,18 +28,6 @@ export function parseDigits(buf: ArrayBuffer): Digits {
   };
 }
 
-export function encodeDigits(d: Digits): Uint8Array {
-  const out = new Uint8Array(16 + d.count + d.pixels.length);
-  out.set([0x4e, 0x4b, 0x44, 0x47]);
-  const dv = new DataView(out.buffer);
-  dv.setUint32(4, d.count, true);
-  dv.setUint32(8, d.rows, true);
-  dv.setUint32(12, d.cols, true);
-  out.set(d.labels, 16);
-  out.set(d.pixels, 16 + d.count);
-  return out;
-}
-
 export async function loadDigits(url = "digits.bin"): Promise<Digits> {
   const r = await fetch(url);
   if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
