@@ -58,3 +58,23 @@ export function fmt(v: number, digits = 4): string {
 export function parseFmt(t: string): number {
   return Number(t.trim().replace(/\u2212/g, "-"));
 }
+
+/** Diverging blue–white–red for t in [−1, 1] (clipped): the one colour map of the page's feature maps. */
+export function diverging(t: number): [number, number, number] {
+  const u = Math.max(-1, Math.min(1, t));
+  const [end, w] = u < 0 ? [[33, 102, 172], -u] : [[178, 24, 43], u];
+  return [0, 1, 2].map((i) => Math.round(247 + (end[i]! - 247) * w)) as [number, number, number];
+}
+
+/** Paints an H×W plane (pixel i → colour) into a canvas of that size (CSS scales it up). */
+export function paint(cv: HTMLCanvasElement, H: number, W: number, value: (i: number) => [number, number, number]): void {
+  if (cv.width !== W || cv.height !== H) [cv.width, cv.height] = [W, H];
+  const g = cv.getContext("2d");
+  if (!g) return;
+  const img = g.createImageData(W, H);
+  for (let i = 0; i < H * W; i++) {
+    const [r, gr, b] = value(i);
+    img.data.set([r, gr, b, 255], 4 * i);
+  }
+  g.putImageData(img, 0, 0);
+}

@@ -11,7 +11,7 @@
  * statistics cells carry data-v (the full-precision value behind the text); #view-live[data-updates]
  * counts finished updates.
  */
-import { fmt, h, type Compute, type ExplorerContext } from "./app.js";
+import { diverging, fmt, h, paint, type Compute, type ExplorerContext } from "./app.js";
 import {
   BACKGROUND, BATCH_MAX, BATCH_MIN, C, FILTERS, GROUP_CHOICES, KERNEL, LiveModel, METHODS, MOMENTUM, WARMUP, maxAbsDiff,
   type LiveResult, type Method,
@@ -27,27 +27,8 @@ const NAMES: Record<Method, { title: string; colour: string; what: string }> = {
 const RANGE = 3;
 const MAP_PX = 56;
 
-/** Diverging blue–white–red for v in [−RANGE, RANGE] (clipped). */
-function diverging(v: number): [number, number, number] {
-  const t = Math.max(-1, Math.min(1, v / RANGE));
-  const [end, w] = t < 0 ? [[33, 102, 172], -t] : [[178, 24, 43], t];
-  return [0, 1, 2].map((i) => Math.round(247 + (end[i]! - 247) * w)) as [number, number, number];
-}
-
 function mapCanvas(label: string): HTMLCanvasElement {
   return h("canvas", { width: 28, height: 28, class: "map", role: "img", "aria-label": label, title: label });
-}
-
-/** Paints an H x W plane (values → colour) into a canvas of that size (CSS scales it up). */
-function paint(cv: HTMLCanvasElement, H: number, W: number, value: (i: number) => [number, number, number]): void {
-  if (cv.width !== W || cv.height !== H) [cv.width, cv.height] = [W, H];
-  const g = cv.getContext("2d")!;
-  const img = g.createImageData(W, H);
-  for (let i = 0; i < H * W; i++) {
-    const [r, gr, b] = value(i);
-    img.data.set([r, gr, b, 255], 4 * i);
-  }
-  g.putImageData(img, 0, 0);
 }
 
 function statCell(stat: string, v: number): HTMLTableCellElement {
@@ -84,7 +65,7 @@ export function mountLive(root: HTMLElement, ctx: ExplorerContext): Promise<void
   FILTERS.forEach((f, c) => {
     const k = h("canvas", { width: KERNEL, height: KERNEL, class: "kernel", role: "img", "aria-label": `filter ${c}: ${f.name}`, title: f.w.map((v) => fmt(v, 3)).join(" ") });
     const m = Math.max(...f.w.map(Math.abs));
-    paint(k, KERNEL, KERNEL, (i) => diverging((f.w[i]! / m) * RANGE));
+    paint(k, KERNEL, KERNEL, (i) => diverging(f.w[i]! / m));
     filters.append(h("figure", {}, k, rawMaps[c]!, h("figcaption", {}, `${c}: ${f.name}`)));
   });
 
@@ -146,11 +127,11 @@ export function mountLive(root: HTMLElement, ctx: ExplorerContext): Promise<void
       });
       return h("figure", { "data-index": k }, cv, h("figcaption", {}, n === 0 ? `#${k} tracked` : `#${k}`));
     }));
-    rawMaps.forEach((cv, c) => paint(cv, H, W, (i) => diverging(r.raw[c * plane + i]!)));
+    rawMaps.forEach((cv, c) => paint(cv, H, W, (i) => diverging(r.raw[c * plane + i]! / RANGE)));
 
     for (const m of METHODS) {
       const p = panels[m], out = r.methods[m];
-      p.maps.forEach((cv, c) => paint(cv, H, W, (i) => diverging(out.tracked[c * plane + i]!)));
+      p.maps.forEach((cv, c) => paint(cv, H, W, (i) => diverging(out.tracked[c * plane + i]! / RANGE)));
       const prev = previous[m];
       const d = prev && prev.length === out.tracked.length ? maxAbsDiff(prev, out.tracked) : null;
       previous[m] = out.tracked;

@@ -13,10 +13,8 @@ import type { Normalization } from "../../src/index.js";
 import { downloadTensor, gpuLayer, uploadTensor, writeTensor } from "../../src/backend/webgpu/index.js";
 import type { GpuContext, GpuNormalization } from "../../src/backend/webgpu/index.js";
 import type { Digits } from "./digits.js";
+import { MNIST_MEAN, MNIST_STD } from "../../src/lab/mnist_constants.js";
 
-/** MNIST's pixel mean and standard deviation (of pixels/255), as src/lab/data.ts and torchvision. */
-export const MNIST_MEAN = 0.1307;
-export const MNIST_STD = 0.3081;
 /** A black pixel after normalisation: the value the convolution's border padding uses. */
 export const BACKGROUND = (0 - MNIST_MEAN) / MNIST_STD;
 

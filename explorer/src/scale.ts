@@ -3,7 +3,7 @@
  * method's output with the output at λ = 1 — max |y(λ) − y(1)|, the relative change, the output-norm
  * ratio and two feature maps. Computed by normkit's layers on the CPU (scale_model.ts).
  */
-import { fmt, h, type ExplorerContext } from "./app.js";
+import { diverging, fmt, h, paint, type ExplorerContext } from "./app.js";
 import { METHODS, RECIPE, ScaleModel, type MethodResult, type ScaleRun, type Target } from "./scale_model.js";
 
 const LOG_MIN = -2, LOG_MAX = 2; // λ from 0.01 to 100
@@ -14,19 +14,6 @@ const CLOSE = 1e-3;
 
 function round4(v: number): number {
   return Number(v.toPrecision(4));
-}
-
-/** Diverging blue–white–red for v / scale in [−1, 1] (clipped). */
-function paint(canvas: HTMLCanvasElement, y: ArrayLike<number>, offset: number, rows: number, cols: number, scale: number): void {
-  const g = canvas.getContext("2d");
-  if (!g) return;
-  const img = g.createImageData(cols, rows);
-  for (let i = 0; i < rows * cols; i++) {
-    const t = Math.max(-1, Math.min(1, y[offset + i]! / scale));
-    const [r, gg, b] = t >= 0 ? [255 - 35 * t, 255 - 217 * t, 255 - 217 * t] : [255 + 218 * t, 255 + 156 * t, 255 + 20 * t];
-    img.data.set([r, gg, b, 255], 4 * i);
-  }
-  g.putImageData(img, 0, 0);
 }
 
 export function mountScale(root: HTMLElement, ctx: ExplorerContext): void {
@@ -179,8 +166,8 @@ export function mountScale(root: HTMLElement, ctx: ExplorerContext): void {
       row.cells.verdict.className = `verdict ${kind}`;
       let scale = 0;
       for (let i = 0; i < P; i++) scale = Math.max(scale, Math.abs(r.yRef[channel * P + i]!));
-      paint(row.ref, r.yRef, channel * P, rows, cols, scale || 1);
-      paint(row.lam, r.yLam, channel * P, rows, cols, scale || 1);
+      paint(row.ref, rows, cols, (i) => diverging(r.yRef[channel * P + i]! / (scale || 1)));
+      paint(row.lam, rows, cols, (i) => diverging(r.yLam[channel * P + i]! / (scale || 1)));
       row.lam.setAttribute("aria-label", `${m.label}: feature map at λ = ${fmt(run.lambda)}`);
       if (r.epsShare !== null && (!worstEps || r.rel > worstEps.rel)) worstEps = r;
     }

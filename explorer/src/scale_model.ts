@@ -12,6 +12,7 @@ import {
   type Module,
 } from "../../src/index.js";
 import type { Digits } from "./digits.js";
+import { MNIST_MEAN, MNIST_STD } from "../../src/lab/mnist_constants.js";
 
 export type Target = "input" | "weights";
 export type MethodId = "none" | "batch_norm" | "layer_norm" | "instance_norm" | "group_norm" | "weight_norm" | "cosine_norm";
@@ -21,8 +22,8 @@ export const RECIPE = {
   /** Which digits of the bundled sample form the batch. */
   digits: [0, 1, 2, 3],
   /** Pixels p in 0..255 become x = (p/255 − mean) / std, the lab's MNIST normalisation. */
-  mean: 0.1307,
-  std: 0.3081,
+  mean: MNIST_MEAN,
+  std: MNIST_STD,
   /** The convolution: 1 → outChannels, kernel × kernel, zero padding, no bias, weights U(±1/3) from mulberry32(seed). */
   outChannels: 8,
   kernel: 3,

@@ -19,9 +19,9 @@ import { dirname, join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { NormkitError } from "../errors.js";
 
-export const MNIST_MEAN = 0.1307;
-export const MNIST_STD = 0.3081;
-export const IMAGE_SIZE = 28 * 28;
+import { IMAGE_SIZE, MNIST_MEAN, MNIST_STD } from "./mnist_constants.js";
+
+export { IMAGE_SIZE, MNIST_MEAN, MNIST_STD };
 
 /** A data file is missing, unreadable or malformed. `param` is the file's path. */
 export class DataError extends NormkitError {}
