@@ -25,8 +25,8 @@ import { parseArgs } from "node:util";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const nk = await import(join(ROOT, "dist/src/index.js"));
-const gpuApi = await import(join(ROOT, "dist/src/backend/webgpu/index.js"));
-const { createNodeGpuContext } = await import(join(ROOT, "dist/src/backend/webgpu/node_device.js"));
+const gpuApi = await import(join(ROOT, "dist/src/kernels/webgpu/index.js"));
+const { createNodeGpuContext } = await import(join(ROOT, "dist/src/kernels/webgpu/node_device.js"));
 
 const { values: opt } = parseArgs({
   options: {

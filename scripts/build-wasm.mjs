@@ -2,7 +2,7 @@
 /**
  * Compiles assembly/norm.ts and assembly/gemm.ts (AssemblyScript, WebAssembly SIMD + shared memory;
  * both entry files go into one module, their exports side by side) and writes the
- * module's bytes as base64 into src/backend/wasm_module.ts, so that the package carries the kernels
+ * module's bytes as base64 into src/kernels/wasm/wasm_module.ts, so that the package carries the kernels
  * for Node and browsers alike. Deterministic: the same source and compiler give the same file
  * (the file is rewritten only when its content changes).
  */
@@ -12,8 +12,8 @@ import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const out = join(root, "src/backend/wasm_module.ts");
-// Keep in sync with src/backend/wasm.ts (MAX_PAGES): the memory JS creates must match this import.
+const out = join(root, "src/kernels/wasm/wasm_module.ts");
+// Keep in sync with src/kernels/wasm/wasm.ts (MAX_PAGES): the memory JS creates must match this import.
 const FLAGS = [
   "-O3", "--noAssert", "--runtime", "stub", "--enable", "simd", "--enable", "threads",
   "--importMemory", "--sharedMemory", "--initialMemory", "1", "--maximumMemory", "32768",

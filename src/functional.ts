@@ -8,8 +8,8 @@
  * the same validation) as the classes.
  */
 import { ShapeError, fmtShape } from "./errors.js";
-import type { Parameter } from "./layers/module.js";
-import { BatchNorm, GroupNorm, InstanceNorm, LayerNorm, Normalization, RMSNorm } from "./layers/normalization.js";
+import type { Parameter } from "./nn/module.js";
+import { BatchNorm, GroupNorm, InstanceNorm, LayerNorm, Normalization, RMSNorm } from "./nn/normalization.js";
 import { Tensor, sameShape } from "./tensor.js";
 
 export interface NormResult {

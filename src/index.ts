@@ -6,32 +6,32 @@ export { Tensor, allocate, sizeOf, sameShape } from "./tensor.js";
 export type { DType, FloatArray } from "./tensor.js";
 export { NormkitError, ShapeError, ConfigError, StateDictError, StateError } from "./errors.js";
 
-export { Module } from "./layers/module.js";
-export type { Parameter } from "./layers/module.js";
+export { Module } from "./nn/module.js";
+export type { Parameter } from "./nn/module.js";
 export {
   Normalization, BatchNorm, BatchNorm1d, BatchNorm2d, BatchNorm3d, InstanceNorm, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d,
   GroupNorm, LayerNorm, RMSNorm,
-} from "./layers/normalization.js";
-export type { BatchNormOptions, InstanceNormOptions, GroupNormOptions, LayerNormOptions, RMSNormOptions, NormPlan } from "./layers/normalization.js";
-export { SwitchableNorm, SwitchableNorm1d, SwitchableNorm2d, SwitchableNorm3d } from "./layers/switchable_norm.js";
-export type { SwitchableNormOptions, SwitchComponent, SwitchableStatistics } from "./layers/switchable_norm.js";
+} from "./nn/normalization.js";
+export type { BatchNormOptions, InstanceNormOptions, GroupNormOptions, LayerNormOptions, RMSNormOptions, NormPlan } from "./nn/normalization.js";
+export { SwitchableNorm, SwitchableNorm1d, SwitchableNorm2d, SwitchableNorm3d } from "./nn/switchable_norm.js";
+export type { SwitchableNormOptions, SwitchComponent, SwitchableStatistics } from "./nn/switchable_norm.js";
 
 export * as functional from "./functional.js";
-export * as engine from "./engine/stats.js";
-export * as backend from "./backend/index.js";
-export { WasmTensor } from "./backend/wasm_tensor.js";
+export * as engine from "./kernels/ts/norm.js";
+export * as backend from "./kernels/backend.js";
+export { WasmTensor } from "./kernels/wasm/wasm_tensor.js";
 
 export { validateFixture, FixtureError } from "./conformance/fixture.js";
 export type { FixtureCase, FixtureFile, FixtureTensor } from "./conformance/fixture.js";
 export { runCase, compareTensor, TOLERANCE, CASE_RUNNERS } from "./conformance/runner.js";
 export type { CaseResult, OutputCheck } from "./conformance/runner.js";
 
-export { Linear } from "./layers/linear.js";
-export type { LinearOptions } from "./layers/linear.js";
-export { Conv2d } from "./layers/conv2d.js";
-export type { Conv2dOptions } from "./layers/conv2d.js";
-export { WeightNorm, weightNorm } from "./layers/weight_norm.js";
-export type { WeightNormOptions } from "./layers/weight_norm.js";
-export { CosineLinear, CosineConv2d } from "./layers/cosine_norm.js";
-export type { CosineLinearOptions, CosineConv2dOptions } from "./layers/cosine_norm.js";
+export { Linear } from "./nn/linear.js";
+export type { LinearOptions } from "./nn/linear.js";
+export { Conv2d } from "./nn/conv2d.js";
+export type { Conv2dOptions } from "./nn/conv2d.js";
+export { WeightNorm, weightNorm } from "./nn/weight_norm.js";
+export type { WeightNormOptions } from "./nn/weight_norm.js";
+export { CosineLinear, CosineConv2d } from "./nn/cosine_norm.js";
+export type { CosineLinearOptions, CosineConv2dOptions } from "./nn/cosine_norm.js";
 export { mulberry32, uniform } from "./rng.js";

@@ -7,7 +7,7 @@ import {
   BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNorm, SwitchableNorm2d, Tensor, engine, mulberry32,
   type SwitchableStatistics,
 } from "../../src/index.js";
-import type { NormPlan } from "../../src/layers/normalization.js";
+import type { NormPlan } from "../../src/nn/normalization.js";
 
 export type BlockMethod = "batch_norm" | "layer_norm" | "instance_norm" | "group_norm" | "switchable_norm";
 export const BLOCK_METHODS: readonly BlockMethod[] = ["batch_norm", "layer_norm", "instance_norm", "group_norm", "switchable_norm"];

@@ -10,8 +10,8 @@
  */
 import { BatchNorm2d, Conv2d, GroupNorm, InstanceNorm2d, LayerNorm, Tensor, mulberry32 } from "../../src/index.js";
 import type { Normalization } from "../../src/index.js";
-import { downloadTensor, gpuLayer, uploadTensor, writeTensor } from "../../src/backend/webgpu/index.js";
-import type { GpuContext, GpuNormalization } from "../../src/backend/webgpu/index.js";
+import { downloadTensor, gpuLayer, uploadTensor, writeTensor } from "../../src/kernels/webgpu/index.js";
+import type { GpuContext, GpuNormalization } from "../../src/kernels/webgpu/index.js";
 import type { Digits } from "./digits.js";
 import { MNIST_MEAN, MNIST_STD } from "../../src/lab/mnist_constants.js";
 

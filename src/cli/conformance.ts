@@ -94,8 +94,8 @@ export async function conformance(argv: string[], log: (s: string) => void, err:
 
 /** The WebGPU case runner on a Dawn-for-Node device, or null (after a one-line error) without an adapter. */
 async function webgpuRunner(err: (s: string) => void): Promise<((c: FixtureCase) => Promise<CaseResult>) | null> {
-  const { createNodeGpuContext } = await import("../backend/webgpu/node_device.js");
-  const { runCaseWebGpu, WebGpuError } = await import("../backend/webgpu/index.js");
+  const { createNodeGpuContext } = await import("../kernels/webgpu/node_device.js");
+  const { runCaseWebGpu, WebGpuError } = await import("../kernels/webgpu/index.js");
   try {
     const ctx = await createNodeGpuContext();
     return (c) => runCaseWebGpu(ctx, c);

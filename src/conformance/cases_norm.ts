@@ -4,9 +4,9 @@
  * buffers, one training forward + backward, then (with x_eval) one eval forward.
  */
 import { ConfigError, ShapeError } from "../errors.js";
-import type { Module } from "../layers/module.js";
-import { BatchNorm, GroupNorm, InstanceNorm, LayerNorm, RMSNorm } from "../layers/normalization.js";
-import { SwitchableNorm, SwitchableNorm1d, SwitchableNorm2d, SwitchableNorm3d } from "../layers/switchable_norm.js";
+import type { Module } from "../nn/module.js";
+import { BatchNorm, GroupNorm, InstanceNorm, LayerNorm, RMSNorm } from "../nn/normalization.js";
+import { SwitchableNorm, SwitchableNorm1d, SwitchableNorm2d, SwitchableNorm3d } from "../nn/switchable_norm.js";
 import { DType, Tensor } from "../tensor.js";
 import { FixtureCase, toTensor } from "./fixture.js";
 

@@ -4,10 +4,10 @@
  * outputs under the fixture's output names. The caller compares them.
  */
 import { ConfigError, ShapeError, fmtShape } from "../errors.js";
-import { Conv2d } from "../layers/conv2d.js";
-import { CosineConv2d, CosineLinear } from "../layers/cosine_norm.js";
-import { Linear } from "../layers/linear.js";
-import { G_KEY, V_KEY, WeightNorm } from "../layers/weight_norm.js";
+import { Conv2d } from "../nn/conv2d.js";
+import { CosineConv2d, CosineLinear } from "../nn/cosine_norm.js";
+import { Linear } from "../nn/linear.js";
+import { G_KEY, V_KEY, WeightNorm } from "../nn/weight_norm.js";
 import { DType, Tensor, sameShape, sizeOf } from "../tensor.js";
 import type { FixtureCase } from "./fixture.js";
 

@@ -24,14 +24,14 @@
  * from the same conv/linear weights (as PyTorch's reference, where norms consume no random numbers).
  */
 import { ConfigError } from "../errors.js";
-import { Conv2d } from "../layers/conv2d.js";
-import { CosineConv2d, CosineLinear } from "../layers/cosine_norm.js";
-import { Linear } from "../layers/linear.js";
-import { Module } from "../layers/module.js";
-import { BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNorm, Normalization, RMSNorm } from "../layers/normalization.js";
-import { SwitchableNorm, SwitchableNorm1d, SwitchableNorm2d } from "../layers/switchable_norm.js";
-import { WeightNorm } from "../layers/weight_norm.js";
-import { Flatten, MaxPool2d, ReLU, ReuseOutputs, Sequential } from "../nn/layers.js";
+import { Conv2d } from "../nn/conv2d.js";
+import { CosineConv2d, CosineLinear } from "../nn/cosine_norm.js";
+import { Linear } from "../nn/linear.js";
+import { Module } from "../nn/module.js";
+import { BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNorm, Normalization, RMSNorm } from "../nn/normalization.js";
+import { SwitchableNorm, SwitchableNorm1d, SwitchableNorm2d } from "../nn/switchable_norm.js";
+import { WeightNorm } from "../nn/weight_norm.js";
+import { Flatten, MaxPool2d, ReLU, ReuseOutputs, Sequential } from "../nn/basic.js";
 import { mulberry32 } from "../rng.js";
 import type { DType } from "../tensor.js";
 

@@ -3,7 +3,7 @@
  * State buffers have the parameter's dtype (as PyTorch keeps them) and are allocated once.
  */
 import { ConfigError } from "../errors.js";
-import type { Parameter } from "../layers/module.js";
+import type { Parameter } from "./module.js";
 import { FloatArray, allocate } from "../tensor.js";
 
 function checkNumber(v: unknown, name: string, ok: (x: number) => boolean, want: string, ctx: string): number {

@@ -20,7 +20,7 @@ const MIME: Record<string, string> = { ".js": "text/javascript", ".json": "appli
 
 /** The page: imports the compiled modules, runs the cases on navigator.gpu and on the CPU, reports. */
 const PAGE = `<!doctype html><meta charset="utf-8"><title>normkit webgpu</title><script type="module">
-import { requestGpuContext, computeCaseWebGpu, gpuTolerance, gpuLayer, uploadTensor, downloadTensor } from "/dist/src/backend/webgpu/index.js";
+import { requestGpuContext, computeCaseWebGpu, gpuTolerance, gpuLayer, uploadTensor, downloadTensor } from "/dist/src/kernels/webgpu/index.js";
 import { CASE_RUNNERS, checkOutputs } from "/dist/src/conformance/runner.js";
 import { validateFixture as vf } from "/dist/src/conformance/fixture.js";
 import { Tensor, LayerNorm, BatchNorm, GroupNorm } from "/dist/src/index.js";

@@ -17,7 +17,7 @@ import {
   backend, runCase, validateFixture,
 } from "../../src/index.js";
 
-const root = fileURLToPath(new URL("../../../", import.meta.url));
+const root = fileURLToPath(new URL("../../..", import.meta.url));
 const fixtures = validateFixture(JSON.parse(readFileSync(join(root, "test/data/pytorch-fixtures.json"), "utf8")));
 
 function rand(n: number, seed: number, offset = 0): Float32Array {

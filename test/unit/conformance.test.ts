@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { runCase, validateFixture, FixtureError } from "../../src/index.js";
 import type { FixtureFile } from "../../src/index.js";
 
-const root = fileURLToPath(new URL("../../../", import.meta.url));
+const root = fileURLToPath(new URL("../../..", import.meta.url));
 const fixturePath = join(root, "test/data/pytorch-fixtures.json");
 const raw = JSON.parse(readFileSync(fixturePath, "utf8"));
 const bin = join(root, "bin/normkit.js");

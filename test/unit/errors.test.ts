@@ -6,11 +6,11 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ConfigError, NormkitError, ShapeError, StateDictError, StateError } from "../../src/errors.js";
-import type { Module } from "../../src/layers/module.js";
+import type { Module } from "../../src/nn/module.js";
 import {
   BatchNorm, BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d, LayerNorm, RMSNorm,
-} from "../../src/layers/normalization.js";
-import { SwitchableNorm1d, SwitchableNorm2d, SwitchableNorm3d } from "../../src/layers/switchable_norm.js";
+} from "../../src/nn/normalization.js";
+import { SwitchableNorm1d, SwitchableNorm2d, SwitchableNorm3d } from "../../src/nn/switchable_norm.js";
 import { Tensor } from "../../src/tensor.js";
 import { randTensor, setRandomParams } from "./helpers.js";
 

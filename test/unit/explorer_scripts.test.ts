@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { IMAGE_SIZE, MNIST_MEAN, MNIST_STD, loadMnistPackage } from "../../src/lab/data.js";
 
-const root = fileURLToPath(new URL("../../../", import.meta.url));
+const root = fileURLToPath(new URL("../../..", import.meta.url));
 const BUILD = join(root, "scripts/build-explorer.mjs");
 const SERVE = join(root, "scripts/serve-explorer.mjs");
 

@@ -7,8 +7,8 @@
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { WasmTensor, backend } from "../../src/index.js";
-import { conv2dBackward, conv2dForward, conv2dGeometry, conv2dScratchSize } from "../../src/ops/conv2d.js";
-import { linearBackward, linearForward } from "../../src/ops/linear.js";
+import { conv2dBackward, conv2dForward, conv2dGeometry, conv2dScratchSize } from "../../src/kernels/ts/conv2d.js";
+import { linearBackward, linearForward } from "../../src/kernels/ts/linear.js";
 
 function rand(n: number, seed: number): Float32Array {
   const a = new Float32Array(n);

@@ -5,11 +5,11 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { Module, type Parameter } from "../../src/layers/module.js";
+import { Module, type Parameter } from "../../src/nn/module.js";
 import {
   BatchNorm, BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d, LayerNorm, RMSNorm,
-} from "../../src/layers/normalization.js";
-import { SwitchableNorm1d, SwitchableNorm2d, SwitchableNorm3d } from "../../src/layers/switchable_norm.js";
+} from "../../src/nn/normalization.js";
+import { SwitchableNorm1d, SwitchableNorm2d, SwitchableNorm3d } from "../../src/nn/switchable_norm.js";
 import { Tensor } from "../../src/tensor.js";
 import { finiteDiffCheck, gradsOf, randTensor, setRandomParams } from "./helpers.js";
 

@@ -5,7 +5,7 @@
  * seeded generator of src/rng.ts.
  */
 import assert from "node:assert/strict";
-import type { Module } from "../../src/layers/module.js";
+import type { Module } from "../../src/nn/module.js";
 import { mulberry32 } from "../../src/rng.js";
 import { Tensor, type DType } from "../../src/tensor.js";
 

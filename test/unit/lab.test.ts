@@ -15,7 +15,7 @@ import { ALL_METHODS, ARCHS, DEFAULT_METHODS, buildModel, methodApplies } from "
 import { learningRate, trainRun } from "../../src/lab/train.js";
 import { Tensor } from "../../src/tensor.js";
 
-const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
+const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
 const BIN = join(ROOT, "bin", "normkit.js");
 const tmp = mkdtempSync(join(tmpdir(), "normkit-lab-test-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));

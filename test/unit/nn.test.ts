@@ -5,12 +5,12 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { Conv2d } from "../../src/layers/conv2d.js";
-import { Linear } from "../../src/layers/linear.js";
-import { AvgPool2d, Flatten, GlobalAvgPool2d, MaxPool2d, ReLU, Sequential } from "../../src/nn/layers.js";
+import { Conv2d } from "../../src/nn/conv2d.js";
+import { Linear } from "../../src/nn/linear.js";
+import { AvgPool2d, Flatten, GlobalAvgPool2d, MaxPool2d, ReLU, Sequential } from "../../src/nn/basic.js";
 import { softmaxCrossEntropy } from "../../src/nn/loss.js";
 import { Adam, SGD } from "../../src/nn/optim.js";
-import { gemm, rowMajor, transposed } from "../../src/ops/gemm.js";
+import { gemm, rowMajor, transposed } from "../../src/kernels/ts/gemm.js";
 import { mulberry32 } from "../../src/rng.js";
 import { Tensor } from "../../src/tensor.js";
 import { assertClose, finiteDiffCheck, randTensor } from "./helpers.js";
@@ -156,7 +156,7 @@ describe("optimisers (PyTorch's rules, worked by hand)", () => {
 
 describe("ReLU float32 bit-pattern kernels", () => {
   it("match max(x, 0) and the x > 0 mask on special values", async () => {
-    const { reluForward, reluBackward } = await import("../../src/ops/relu.js");
+    const { reluForward, reluBackward } = await import("../../src/kernels/ts/relu.js");
     const xs = [0, -0, 1.5, -1.5, Infinity, -Infinity, NaN, 1e-45, -1e-45, 3.4e38, -3.4e38, 0.25, -7];
     const x = Float32Array.from(xs), y = new Float32Array(xs.length);
     reluForward(y, x);
@@ -168,7 +168,7 @@ describe("ReLU float32 bit-pattern kernels", () => {
     const dx = new Float32Array(xs.length);
     reluBackward(dx, dy, x);
     xs.forEach((v, i) => {
-      const want = v > 0 || Number.isNaN(v) ? dy[i]! : 0; // documented: +NaN passes dy (src/ops/relu.ts)
+      const want = v > 0 || Number.isNaN(v) ? dy[i]! : 0; // documented: +NaN passes dy (src/kernels/ts/relu.ts)
       assert.ok(Object.is(dx[i], want), `drelu at ${v} with dy ${dy[i]}: ${dx[i]}, want ${want}`);
     });
   });

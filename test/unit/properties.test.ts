@@ -7,11 +7,11 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { Module } from "../../src/layers/module.js";
+import type { Module } from "../../src/nn/module.js";
 import {
   BatchNorm, BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d, LayerNorm, RMSNorm,
-} from "../../src/layers/normalization.js";
-import { SwitchableNorm, SwitchableNorm1d, SwitchableNorm2d, SwitchableNorm3d } from "../../src/layers/switchable_norm.js";
+} from "../../src/nn/normalization.js";
+import { SwitchableNorm, SwitchableNorm1d, SwitchableNorm2d, SwitchableNorm3d } from "../../src/nn/switchable_norm.js";
 import { Tensor, type DType } from "../../src/tensor.js";
 import { assertClose, fromChannelsLast, gradsOf, maxRelDiff, randTensor, randn, setRandomParams, toChannelsLast } from "./helpers.js";
 
@@ -20,7 +20,7 @@ const F64 = { dtype: "float64" as const };
 const TINY_EPS = 1e-15;
 
 // ---------------------------------------------------------------------------------------------
-// Naive references (plain loops over an [N, C, S] view; nothing from src/engine)
+// Naive references (plain loops over an [N, C, S] view; nothing from src/kernels)
 
 function ncs(shape: readonly number[]): [number, number, number] {
   const N = shape[0]!, C = shape[1] ?? 1;

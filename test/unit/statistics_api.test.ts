@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNorm, ShapeError, SwitchableNorm2d, Tensor } from "../../src/index.js";
-import type { Normalization } from "../../src/layers/normalization.js";
+import type { Normalization } from "../../src/nn/normalization.js";
 import { randTensor } from "./helpers.js";
 
 const [N, C, H, W] = [3, 6, 2, 5];

@@ -15,17 +15,17 @@ import { fileURLToPath } from "node:url";
 import {
   BatchNorm, GroupNorm, InstanceNorm, LayerNorm, RMSNorm, SwitchableNorm1d, SwitchableNorm2d, Tensor, validateFixture,
 } from "../../src/index.js";
-import type { Normalization } from "../../src/layers/normalization.js";
-import type { SwitchableNorm } from "../../src/layers/switchable_norm.js";
+import type { Normalization } from "../../src/nn/normalization.js";
+import type { SwitchableNorm } from "../../src/nn/switchable_norm.js";
 import {
   GpuContext, GpuTensor, WebGpuError, downloadTensor, gpuLayer, requestGpuContext, runCaseWebGpu, uploadTensor,
-} from "../../src/backend/webgpu/index.js";
-import type { EngineOptions } from "../../src/backend/webgpu/index.js";
-import { SWIFTSHADER_ICD, createNodeGpuContext } from "../../src/backend/webgpu/node_device.js";
-import { dispatchSize } from "../../src/backend/webgpu/wgsl.js";
+} from "../../src/kernels/webgpu/index.js";
+import type { EngineOptions } from "../../src/kernels/webgpu/index.js";
+import { SWIFTSHADER_ICD, createNodeGpuContext } from "../../src/kernels/webgpu/node_device.js";
+import { dispatchSize } from "../../src/kernels/webgpu/wgsl.js";
 import { randn } from "./helpers.js";
 
-const root = fileURLToPath(new URL("../../../", import.meta.url));
+const root = fileURLToPath(new URL("../../..", import.meta.url));
 const fixturePath = join(root, "test/data/pytorch-fixtures.json");
 const fixture = validateFixture(JSON.parse(readFileSync(fixturePath, "utf8")));
 

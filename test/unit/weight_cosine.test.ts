@@ -4,12 +4,12 @@ import { readFileSync } from "node:fs";
 import { runCosineNormCase, runWeightNormCase } from "../../src/conformance/cases_weight.js";
 import type { FixtureCase } from "../../src/conformance/fixture.js";
 import { ConfigError, ShapeError, StateDictError, StateError } from "../../src/errors.js";
-import { Conv2d } from "../../src/layers/conv2d.js";
-import { CosineConv2d, CosineLinear } from "../../src/layers/cosine_norm.js";
-import { Linear } from "../../src/layers/linear.js";
-import { Module } from "../../src/layers/module.js";
-import { WeightNorm, weightNorm } from "../../src/layers/weight_norm.js";
-import { col2im, conv2dGeometry, im2col } from "../../src/ops/conv2d.js";
+import { Conv2d } from "../../src/nn/conv2d.js";
+import { CosineConv2d, CosineLinear } from "../../src/nn/cosine_norm.js";
+import { Linear } from "../../src/nn/linear.js";
+import { Module } from "../../src/nn/module.js";
+import { WeightNorm, weightNorm } from "../../src/nn/weight_norm.js";
+import { col2im, conv2dGeometry, im2col } from "../../src/kernels/ts/conv2d.js";
 import { mulberry32, uniform } from "../../src/rng.js";
 import { DType, Tensor } from "../../src/tensor.js";
 

@@ -1,0 +1,51 @@
+/**
+ * The typed kernel contract: what a backend must compute for the statistics engine. The plain
+ * TypeScript kernels (src/backend/ts_kernels.ts, exact, float32 and float64, every layout) and the
+ * WebAssembly SIMD kernels (src/backend/wasm.ts, float32 NCHW views) both implement it; the engine
+ * picks one per call (src/backend/select.ts). Arguments are positional and every output is a
+ * caller-provided array, so that a call allocates nothing. Semantics are those of the
+ * engine functions of the same name in src/engine/stats.ts.
+ */
+import type { FloatArray } from "../../tensor.js";
+import type { AffineKind, BackwardScratch, NormShape, StatsConfig } from "../ts/norm.js";
+
+export type KernelName = "ts" | "wasm";
+
+export interface NormKernels {
+  readonly name: KernelName;
+
+  /** Whether this backend can run a call on these arrays and this view (dtype, layout). */
+  supports(x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig, affine: AffineKind): boolean;
+
+  /** mean_k and biased var_k (or mean(x^2) without centring) of every statistic group. */
+  moments(x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig, mean: Float64Array, variance: Float64Array): void;
+
+  /** y = (x - mean_k) * rstd_k * w + b with given statistics. */
+  normalizeForward(
+    y: FloatArray, x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig, mean: Readonly<Float64Array>,
+    rstd: Readonly<Float64Array>, affine: AffineKind, weight: Readonly<FloatArray> | null, bias: Readonly<FloatArray> | null,
+  ): void;
+
+  /** moments + rstd = 1/sqrt(var + eps) + normalizeForward in one call (the training forward). */
+  forwardTrain(
+    y: FloatArray, x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig, eps: number, affine: AffineKind,
+    weight: Readonly<FloatArray> | null, bias: Readonly<FloatArray> | null, mean: Float64Array, variance: Float64Array,
+    rstd: Float64Array,
+  ): void;
+
+  /**
+   * out = A_k * dy + B_k * x + D_k, with the coefficients of statistic group k constant over its
+   * values (Switchable Norm's dx, whose statistics mix several groupings).
+   */
+  combine(
+    out: FloatArray, dy: Readonly<FloatArray>, x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig,
+    A: Readonly<Float64Array>, B: Readonly<Float64Array>, D: Readonly<Float64Array>,
+  ): void;
+
+  /** dx, and dweight / dbias ACCUMULATED (+=); scratch.sumG / sumGX hold the per-statistic sums after. */
+  normalizeBackward(
+    dx: FloatArray | null, dweight: FloatArray | null, dbias: FloatArray | null, dy: Readonly<FloatArray>,
+    x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig, mean: Readonly<Float64Array>, rstd: Readonly<Float64Array>,
+    affine: AffineKind, weight: Readonly<FloatArray> | null, fixedStats: boolean, scratch: BackwardScratch,
+  ): void;
+}

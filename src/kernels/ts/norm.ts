@@ -1,0 +1,359 @@
+/**
+ * The statistics engine: one set of kernels that every normalization method configures.
+ *
+ * An input is viewed as `[N, C, S]` (NCHW: S = product of the spatial dims, contiguous per channel)
+ * or `[N, S, C]` (channels-last). Which values share one mean and variance is described by
+ * {@link StatsConfig}; the methods differ only in that, in the affine shape, and in their
+ * running-statistics policy (see `src/layers/methods.ts`):
+ *
+ * | method        | view          | perSample | groupSize | center | affine  |
+ * |---------------|---------------|-----------|-----------|--------|---------|
+ * | BatchNorm     | [N, C, S]     | false     | 1         | yes    | channel |
+ * | InstanceNorm  | [N, C, S]     | true      | 1         | yes    | channel |
+ * | GroupNorm     | [N, C, S]     | true      | C / G     | yes    | channel |
+ * | LayerNorm     | [M, 1, K]     | true      | 1         | yes    | element |
+ * | RMSNorm       | [M, 1, K]     | true      | 1         | no     | element |
+ *
+ * Statistic k of value (n, c) is `(perSample ? n * G : 0) + floor(c / groupSize)` with
+ * `G = C / groupSize`. The TypeScript kernels below compute the variance in two passes (mean, then
+ * squared deviations), accumulated in float64 whatever the storage, so float32 inputs with a large
+ * offset stay exact. float32 NCHW calls run on the WebAssembly SIMD kernels where available
+ * (assembly/norm.ts: shifted sums flushed to float64, applied to x - f32(mean); same tolerance); the
+ * dispatch below picks per call (src/backend/select.ts).
+ *
+ * Kernels are pure functions over typed arrays: outputs are explicit arguments and nothing is
+ * allocated inside them.
+ */
+import type { FloatArray } from "../../tensor.js";
+import { kernelsFor } from "../registry.js";
+
+/** The memory view of an input: N samples, C channels, S positions per channel. */
+export interface NormShape {
+  readonly N: number;
+  readonly C: number;
+  readonly S: number;
+  /** true: memory order [N, S, C] (NHWC); false: [N, C, S] (NCHW). */
+  readonly channelsLast: boolean;
+}
+
+/** Which values share statistics, and whether they are centred. */
+export interface StatsConfig {
+  /** Statistics are separate per sample (LN, IN, GN) or shared across the batch (BN). */
+  readonly perSample: boolean;
+  /** Consecutive channels that share one statistic: 1 (BN, IN), C/G (GN), C (LN over C,H,W). */
+  readonly groupSize: number;
+  /** Subtract the mean (all but RMSNorm). Without centring the "variance" is mean(x^2). */
+  readonly center: boolean;
+}
+
+/** Scale and shift: per channel (BN, IN, GN), per element of a sample (LN, RMS), or none. */
+export type AffineKind = "channel" | "element" | "none";
+
+export function numGroups(shape: NormShape, cfg: StatsConfig): number {
+  return shape.C / cfg.groupSize;
+}
+export function numStats(shape: NormShape, cfg: StatsConfig): number {
+  return (cfg.perSample ? shape.N : 1) * numGroups(shape, cfg);
+}
+/** How many values share one statistic. */
+export function statCount(shape: NormShape, cfg: StatsConfig): number {
+  return (cfg.perSample ? 1 : shape.N) * cfg.groupSize * shape.S;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dispatch: each engine call runs the kernels that src/backend/select.ts picks for it — the
+// WebAssembly SIMD kernels for float32 NCHW views where available, else the TypeScript kernels
+// below (always for float64). Both meet src/backend/contract.ts.
+
+/** Statistics of every group (see {@link momentsTS}). */
+export function moments(x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig, mean: Float64Array, variance: Float64Array): void {
+  kernelsFor(x, shape, cfg, "none").moments(x, shape, cfg, mean, variance);
+}
+
+/** Normalisation with given statistics (see {@link normalizeForwardTS}). */
+export function normalizeForward(
+  y: FloatArray, x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig, mean: Readonly<Float64Array>,
+  rstd: Readonly<Float64Array>, affine: AffineKind, weight: Readonly<FloatArray> | null, bias: Readonly<FloatArray> | null,
+): void {
+  kernelsFor(x, shape, cfg, affine).normalizeForward(y, x, shape, cfg, mean, rstd, affine, weight, bias);
+}
+
+/**
+ * The training forward in one call: statistics (mean, biased variance), rstd = 1/sqrt(var + eps)
+ * and y. The WebAssembly kernels overlap the statistics of the next group with the normalisation
+ * of the current one.
+ */
+export function forwardTrain(
+  y: FloatArray, x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig, eps: number, affine: AffineKind,
+  weight: Readonly<FloatArray> | null, bias: Readonly<FloatArray> | null, mean: Float64Array, variance: Float64Array,
+  rstd: Float64Array,
+): void {
+  kernelsFor(x, shape, cfg, affine).forwardTrain(y, x, shape, cfg, eps, affine, weight, bias, mean, variance, rstd);
+}
+
+/** Backward (see {@link normalizeBackwardTS}). */
+export function normalizeBackward(
+  dx: FloatArray | null, dweight: FloatArray | null, dbias: FloatArray | null, dy: Readonly<FloatArray>,
+  x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig, mean: Readonly<Float64Array>, rstd: Readonly<Float64Array>,
+  affine: AffineKind, weight: Readonly<FloatArray> | null, fixedStats: boolean, scratch: BackwardScratch,
+): void {
+  kernelsFor(x, shape, cfg, affine).normalizeBackward(dx, dweight, dbias, dy, x, shape, cfg, mean, rstd, affine, weight, fixedStats, scratch);
+}
+
+/** out = A_k * dy + B_k * x + D_k per statistic group k (see {@link combineTS}). */
+export function combine(
+  out: FloatArray, dy: Readonly<FloatArray>, x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig,
+  A: Readonly<Float64Array>, B: Readonly<Float64Array>, D: Readonly<Float64Array>,
+): void {
+  kernelsFor(x, shape, cfg, "channel").combine(out, dy, x, shape, cfg, A, B, D);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The TypeScript kernels
+
+/** out = A_k * dy + B_k * x + D_k over every value of statistic group k. */
+export function combineTS(
+  out: FloatArray, dy: Readonly<FloatArray>, x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig,
+  A: Readonly<Float64Array>, B: Readonly<Float64Array>, D: Readonly<Float64Array>,
+): void {
+  forEachRun(shape, cfg, (k, base, stride, len) => {
+    const a = A[k]!, b = B[k]!, d = D[k]!;
+    for (let i = 0, j = base; i < len; i++, j += stride) out[j] = a * dy[j]! + b * x[j]! + d;
+  });
+}
+
+/**
+ * Statistics of every group. Biased (population) variance:
+ *   mean_k = (1/M) Σ x          var_k = (1/M) Σ (x - mean_k)^2     (center)
+ *   mean_k = 0                  var_k = (1/M) Σ x^2                (no center)
+ * `mean` and `variance` have numStats entries and are overwritten.
+ */
+export function momentsTS(
+  x: Readonly<FloatArray>,
+  shape: NormShape,
+  cfg: StatsConfig,
+  mean: Float64Array,
+  variance: Float64Array,
+): void {
+  const K = numStats(shape, cfg);
+  const inv = 1 / statCount(shape, cfg);
+  mean.fill(0, 0, K);
+  variance.fill(0, 0, K);
+  if (cfg.center) {
+    forEachRun(shape, cfg, (k, base, stride, len) => {
+      let s = 0;
+      for (let i = 0, j = base; i < len; i++, j += stride) s += x[j]!;
+      mean[k] += s;
+    });
+    for (let k = 0; k < K; k++) mean[k] *= inv;
+  }
+  forEachRun(shape, cfg, (k, base, stride, len) => {
+    const m = mean[k]!;
+    let s = 0;
+    for (let i = 0, j = base; i < len; i++, j += stride) {
+      const d = x[j]! - m;
+      s += d * d;
+    }
+    variance[k] += s;
+  });
+  for (let k = 0; k < K; k++) variance[k] *= inv;
+}
+
+/** rstd_k = 1 / sqrt(var_k + eps) */
+export function rstdFromVar(rstd: Float64Array, variance: Readonly<Float64Array>, eps: number, K: number): void {
+  for (let k = 0; k < K; k++) rstd[k] = 1 / Math.sqrt(variance[k]! + eps);
+}
+
+/**
+ * Forward:  y = (x - mean_k) * rstd_k * w + b
+ * For `channel` affine this is y = x * a_c + b'_c with a = rstd*w and b' = b - mean*a, one
+ * multiply-add per element. `weight`/`bias` may be null (treated as 1 / 0).
+ */
+export function normalizeForwardTS(
+  y: FloatArray,
+  x: Readonly<FloatArray>,
+  shape: NormShape,
+  cfg: StatsConfig,
+  mean: Readonly<Float64Array>,
+  rstd: Readonly<Float64Array>,
+  affine: AffineKind,
+  weight: Readonly<FloatArray> | null,
+  bias: Readonly<FloatArray> | null,
+): void {
+  const { N, C, S } = shape;
+  if (affine !== "element") {
+    forEachRun(shape, cfg, (k, base, stride, len, c) => {
+      const w = affine === "channel" && weight ? weight[c]! : 1;
+      const a = rstd[k]! * w;
+      const b = (affine === "channel" && bias ? bias[c]! : 0) - mean[k]! * a;
+      for (let i = 0, j = base; i < len; i++, j += stride) y[j] = x[j]! * a + b;
+    });
+    return;
+  }
+  // element affine: weight index = position inside the sample (memory order)
+  const per = C * S;
+  forEachRun(shape, cfg, (k, base, stride, len) => {
+    const m = mean[k]!;
+    const r = rstd[k]!;
+    const off = base - Math.floor(base / per) * per;
+    for (let i = 0, j = base, e = off; i < len; i++, j += stride, e += stride) {
+      const w = weight ? weight[e]! : 1;
+      const b = bias ? bias[e]! : 0;
+      y[j] = (x[j]! - m) * r * w + b;
+    }
+  });
+  void N;
+}
+
+/** momentsTS + rstdFromVar + normalizeForwardTS. */
+export function forwardTrainTS(
+  y: FloatArray, x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig, eps: number, affine: AffineKind,
+  weight: Readonly<FloatArray> | null, bias: Readonly<FloatArray> | null, mean: Float64Array, variance: Float64Array,
+  rstd: Float64Array,
+): void {
+  momentsTS(x, shape, cfg, mean, variance);
+  rstdFromVar(rstd, variance, eps, numStats(shape, cfg));
+  normalizeForwardTS(y, x, shape, cfg, mean, rstd, affine, weight, bias);
+}
+
+/** Scratch for backward, sized by the caller once and reused (float64 accumulators). */
+export interface BackwardScratch {
+  /** Σ_k g with g = dy * w, per statistic. */
+  sumG: Float64Array;
+  /** Σ_k g * xhat, per statistic. */
+  sumGX: Float64Array;
+  /** float64 accumulators for dweight / dbias (affine size). */
+  dw: Float64Array;
+  db: Float64Array;
+}
+
+export function makeBackwardScratch(stats: number, affineSize: number): BackwardScratch {
+  return {
+    sumG: new Float64Array(stats),
+    sumGX: new Float64Array(stats),
+    dw: new Float64Array(affineSize),
+    db: new Float64Array(affineSize),
+  };
+}
+
+/**
+ * Backward, with xhat = (x - mean_k) * rstd_k, g = dy * w and M values per statistic:
+ *   batch statistics, centred:   dx = rstd_k * (g - mean_k(g) - xhat * mean_k(g * xhat))
+ *   batch statistics, no centre: dx = rstd_k * (g - xhat * mean_k(g * xhat))
+ *   fixed statistics (eval):     dx = rstd_k * g
+ *   dweight += Σ dy * xhat       dbias += Σ dy     (over everything that shares the parameter)
+ * Parameter gradients are ACCUMULATED into `dweight` / `dbias` (pass null to skip them).
+ * `scratch.sumG` / `scratch.sumGX` hold the per-statistic sums afterwards (Switchable Norm
+ * reuses them). `dx` may be null when only parameter gradients are wanted.
+ */
+export function normalizeBackwardTS(
+  dx: FloatArray | null,
+  dweight: FloatArray | null,
+  dbias: FloatArray | null,
+  dy: Readonly<FloatArray>,
+  x: Readonly<FloatArray>,
+  shape: NormShape,
+  cfg: StatsConfig,
+  mean: Readonly<Float64Array>,
+  rstd: Readonly<Float64Array>,
+  affine: AffineKind,
+  weight: Readonly<FloatArray> | null,
+  fixedStats: boolean,
+  scratch: BackwardScratch,
+): void {
+  const K = numStats(shape, cfg);
+  const per = shape.C * shape.S;
+  const { sumG, sumGX, dw, db } = scratch;
+  sumG.fill(0, 0, K);
+  sumGX.fill(0, 0, K);
+  const P = affine === "channel" ? shape.C : affine === "element" ? per : 0;
+  dw.fill(0, 0, P);
+  db.fill(0, 0, P);
+
+  // pass 1: per-statistic sums and parameter gradients
+  forEachRun(shape, cfg, (k, base, stride, len, c) => {
+    const m = mean[k]!;
+    const r = rstd[k]!;
+    if (affine === "element") {
+      const off = base - Math.floor(base / per) * per;
+      let sg = 0, sgx = 0;
+      for (let i = 0, j = base, e = off; i < len; i++, j += stride, e += stride) {
+        const d = dy[j]!;
+        const xh = (x[j]! - m) * r;
+        const g = weight ? d * weight[e]! : d;
+        sg += g;
+        sgx += g * xh;
+        dw[e] += d * xh;
+        db[e] += d;
+      }
+      sumG[k] += sg;
+      sumGX[k] += sgx;
+    } else {
+      let sd = 0, sdx = 0;
+      for (let i = 0, j = base; i < len; i++, j += stride) {
+        const d = dy[j]!;
+        sd += d;
+        sdx += d * (x[j]! - m);
+      }
+      sdx *= r;
+      const w = affine === "channel" && weight ? weight[c]! : 1;
+      sumG[k] += sd * w;
+      sumGX[k] += sdx * w;
+      if (affine === "channel") {
+        dw[c] += sdx;
+        db[c] += sd;
+      }
+    }
+  });
+  if (dweight) for (let p = 0; p < P; p++) dweight[p] += dw[p]!;
+  if (dbias) for (let p = 0; p < P; p++) dbias[p] += db[p]!;
+  if (!dx) return;
+
+  // pass 2: dx
+  const invM = 1 / statCount(shape, cfg);
+  const center = cfg.center;
+  forEachRun(shape, cfg, (k, base, stride, len, c) => {
+    const m = mean[k]!;
+    const r = rstd[k]!;
+    const mg = fixedStats || !center ? 0 : sumG[k]! * invM;
+    const mgx = fixedStats ? 0 : sumGX[k]! * invM;
+    if (affine === "element") {
+      const off = base - Math.floor(base / per) * per;
+      for (let i = 0, j = base, e = off; i < len; i++, j += stride, e += stride) {
+        const g = weight ? dy[j]! * weight[e]! : dy[j]!;
+        const xh = (x[j]! - m) * r;
+        dx[j] = r * (g - mg - xh * mgx);
+      }
+    } else {
+      // dx = A*dy + B*x + D with A = r*w, B = -r*r*mgx, D = r*(r*m*mgx - mg)
+      const w = affine === "channel" && weight ? weight[c]! : 1;
+      const A = r * w;
+      const B = -r * r * mgx;
+      const D = r * (r * m * mgx - mg);
+      for (let i = 0, j = base; i < len; i++, j += stride) dx[j] = A * dy[j]! + B * x[j]! + D;
+    }
+  });
+}
+
+/**
+ * Visits every maximal run of values that share one statistic and one channel:
+ * `fn(k, base, stride, len, c)`. NCHW: one contiguous run of S per (n, c). Channels-last: one
+ * strided run of S (stride C) per (n, c).
+ */
+export function forEachRun(
+  shape: NormShape,
+  cfg: StatsConfig,
+  fn: (k: number, base: number, stride: number, len: number, c: number) => void,
+): void {
+  const { N, C, S, channelsLast } = shape;
+  const G = C / cfg.groupSize;
+  const gs = cfg.groupSize;
+  for (let n = 0; n < N; n++) {
+    const k0 = cfg.perSample ? n * G : 0;
+    for (let c = 0; c < C; c++) {
+      const k = k0 + ((c / gs) | 0);
+      if (channelsLast) fn(k, n * S * C + c, C, S, c);
+      else fn(k, (n * C + c) * S, 1, S, c);
+    }
+  }
+}

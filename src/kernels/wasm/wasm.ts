@@ -1,0 +1,583 @@
+/**
+ * The WebAssembly SIMD backend: one shared `WebAssembly.Memory`, the kernels of assembly/norm.ts
+ * instantiated on it, a small allocator for tensors that live in that memory (see WasmTensor), and
+ * the `NormKernels` implementation that the engine selects for float32 NCHW views.
+ *
+ * Inputs and outputs already in the memory (WasmTensor data, or any Float32Array view of it) are
+ * used in place. Plain Float32Arrays are copied into reusable scratch regions (and outputs copied
+ * back out): correct, but the copy costs more than the kernel on large tensors.
+ *
+ * Requirements: WebAssembly SIMD. With SharedArrayBuffer (Node, or a cross-origin isolated page)
+ * the memory is shared, so worker threads can run kernels on it; without (an ordinary web page) the
+ * module is instantiated on an unshared memory ({@link unsharedMemoryVariant}) and runs on one
+ * thread. Where SIMD is missing `wasmRuntime()` returns null and the engine runs the
+ * TypeScript kernels. Nothing here allocates on the JS heap per call once the scratch regions
+ * have grown to the sizes in use.
+ */
+import type { AffineKind, BackwardScratch, NormShape, StatsConfig } from "../ts/norm.js";
+import type { FloatArray } from "../../tensor.js";
+import type { NormKernels } from "../contract/norm.js";
+import { WASM_BASE64 } from "./wasm_module.js";
+
+/** Maximum memory in 64 KiB pages (2 GiB); must equal --maximumMemory in scripts/build-wasm.mjs. */
+export const MAX_PAGES = 32768;
+const PAGE = 65536;
+
+// call block layout: keep in sync with assembly/norm.ts (BLK_*), byte offsets / 4 (i32) or / 8 (f64)
+const BLK_BYTES = 128;
+const I_OP = 0, I_X = 1, I_Y = 2, I_DY = 3, I_W = 4, I_B = 5, I_K = 6, I_NSEG = 7, I_L = 8, I_GSTRIDE = 9, I_SSTRIDE = 10;
+const I_GC = 11, I_CPG = 12, I_CSTEP = 13, I_FLAGS = 14, I_MEAN = 15, I_VAR = 16, I_RSTD = 17, I_PART = 18, I_P = 19;
+const I_ACC = 20, I_SUMG = 21, I_SUMGX = 22, I_NEXT = 23, I_CHUNKS = 28;
+const D_EPS = 12, D_INVM = 13;
+const OP_FWD_TRAIN = 1, OP_STATS = 2, OP_APPLY = 3, OP_BWD = 4, OP_COMBINE = 5;
+const F_CENTER = 1, F_ELEMENT = 2, F_FIXED = 4;
+
+/** Below this many elements a call runs on one thread (waking a worker costs more than it saves). */
+export const PARALLEL_MIN_ELEMENTS = 1 << 16;
+
+interface KernelExports {
+  run(block: number, tid: number, threads: number): void;
+  heapBase(): number;
+}
+
+/**
+ * Runs `run(block, tid, T)` on the caller (tid 0) and on up to T - 1 worker threads that join the
+ * call while it lasts (a worker the OS has not scheduled by then is not waited for). Returns how
+ * many threads took part: their tids are 0..result-1.
+ */
+export interface ParallelRunner {
+  /** Worker threads ready to take a share (the call uses at most this + 1 threads). */
+  readonly workers: number;
+  run(block: number, threads: number, main: (block: number, tid: number, threads: number) => void): number;
+}
+
+/** Chunks of statistic groups a parallel call is split into (threads take them as they come). */
+const CHUNKS = 16;
+
+function decodeBase64(s: string): Uint8Array<ArrayBuffer> {
+  if (typeof atob === "function") {
+    const bin = atob(s);
+    const out = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out;
+  }
+  throw new Error("no base64 decoder (atob) in this environment");
+}
+
+/** A region of the memory that grows on demand and is reused between calls. */
+export class Region {
+  ptr = 0;
+  bytes = 0;
+  private cachedView: Float32Array | null = null;
+  constructor(private readonly rt: WasmRuntime, private readonly fill: number | null = null) {}
+  /** Byte address of at least `bytes` bytes (contents kept only when no growth happens). */
+  ensure(bytes: number): number {
+    if (bytes > this.bytes) {
+      if (this.bytes) this.rt.free(this.ptr);
+      const size = Math.max(bytes, Math.min(this.bytes * 2, bytes + (64 << 20)));
+      this.ptr = this.rt.alloc(size);
+      this.bytes = size;
+      this.cachedView = null;
+      if (this.fill !== null) this.rt.f32.fill(this.fill, this.ptr >> 2, (this.ptr + size) >> 2);
+    }
+    return this.ptr;
+  }
+  /** A Float32Array view of the first n floats (cached: no allocation when n repeats). */
+  view(n: number): Float32Array {
+    const v = this.cachedView;
+    if (v && v.length === n && v.buffer === this.rt.buffer) return v;
+    return (this.cachedView = new Float32Array(this.rt.buffer, this.ptr, n));
+  }
+}
+
+export class WasmRuntime {
+  readonly memory: WebAssembly.Memory;
+  readonly module: WebAssembly.Module;
+  readonly exports: KernelExports;
+  buffer!: ArrayBufferLike;
+  f32!: Float32Array;
+  f64!: Float64Array;
+  i32!: Int32Array;
+  /** Every buffer object the memory has had (views made before a grow keep the old object). */
+  private readonly buffers = new Set<ArrayBufferLike>();
+  private top: number;
+  private readonly sizes = new Map<number, number>();
+  private freeList: { ptr: number; size: number }[] = [];
+  /** The call block: the kernels' arguments. */
+  readonly block: number;
+  runner: ParallelRunner | null = null;
+  /** Calls that ran on these kernels (tests check that a forced path really ran). */
+  calls = 0;
+
+  /** Whether the memory is shared (worker threads possible) or ordinary (one thread). */
+  readonly shared: boolean;
+
+  constructor(bytes: Uint8Array<ArrayBuffer>, shared = true) {
+    this.shared = shared;
+    this.module = new WebAssembly.Module(bytes);
+    this.memory = new WebAssembly.Memory({ initial: 16, maximum: MAX_PAGES, shared });
+    const inst = new WebAssembly.Instance(this.module, { env: { memory: this.memory } });
+    this.exports = inst.exports as unknown as KernelExports;
+    this.refresh();
+    this.top = (this.exports.heapBase() + 63) & ~63;
+    this.block = this.alloc(BLK_BYTES);
+  }
+
+  private refresh(): void {
+    this.buffer = this.memory.buffer;
+    this.buffers.add(this.buffer);
+    this.f32 = new Float32Array(this.buffer);
+    this.f64 = new Float64Array(this.buffer);
+    this.i32 = new Int32Array(this.buffer);
+  }
+
+  /** Whether `a` is a view of this memory (so kernels can use it in place). */
+  owns(a: ArrayBufferView): boolean {
+    return this.buffers.has(a.buffer);
+  }
+
+  /**
+   * 64-byte aligned allocation; grows the memory when needed. Growing replaces `buffer` and the
+   * f32 / f64 / i32 views, and on an unshared memory DETACHES the old ones: read those views after
+   * the last allocation of a call, never before.
+   */
+  alloc(bytes: number): number {
+    const size = Math.max(64, (bytes + 63) & ~63);
+    for (let i = 0; i < this.freeList.length; i++) {
+      const f = this.freeList[i]!;
+      if (f.size >= size) {
+        const ptr = f.ptr;
+        if (f.size === size) this.freeList.splice(i, 1);
+        else {
+          f.ptr += size;
+          f.size -= size;
+        }
+        this.sizes.set(ptr, size);
+        return ptr;
+      }
+    }
+    const ptr = this.top;
+    const end = ptr + size;
+    if (end > MAX_PAGES * PAGE) throw new RangeError(`normkit: WebAssembly memory exhausted (${end} bytes needed, at most ${MAX_PAGES * PAGE})`);
+    const have = this.buffer.byteLength;
+    if (end > have) {
+      const grow = Math.max(Math.ceil((end - have) / PAGE), Math.min(MAX_PAGES - have / PAGE, Math.ceil(have / PAGE / 4)));
+      this.memory.grow(grow);
+      this.refresh();
+    }
+    this.top = end;
+    this.sizes.set(ptr, size);
+    return ptr;
+  }
+
+  free(ptr: number): void {
+    const size = this.sizes.get(ptr);
+    if (size === undefined) return;
+    this.sizes.delete(ptr);
+    if (ptr + size === this.top) {
+      this.top = ptr;
+      // absorb a free block that now ends at the top
+      const last = this.freeList.at(-1);
+      if (last && last.ptr + last.size === this.top) {
+        this.top = last.ptr;
+        this.freeList.pop();
+      }
+      return;
+    }
+    let i = 0;
+    while (i < this.freeList.length && this.freeList[i]!.ptr < ptr) i++;
+    this.freeList.splice(i, 0, { ptr, size });
+    // coalesce with neighbours
+    const cur = this.freeList[i]!;
+    const next = this.freeList[i + 1];
+    if (next && cur.ptr + cur.size === next.ptr) {
+      cur.size += next.size;
+      this.freeList.splice(i + 1, 1);
+    }
+    const prev = this.freeList[i - 1];
+    if (prev && prev.ptr + prev.size === cur.ptr) {
+      prev.size += cur.size;
+      this.freeList.splice(i, 1);
+    }
+  }
+
+  /** Bytes allocated from the memory (tensors and scratch). */
+  allocatedBytes(): number {
+    let n = 0;
+    for (const s of this.sizes.values()) n += s;
+    return n;
+  }
+
+  /**
+   * Runs the call block on up to `threads` threads (1 = this thread only) over K statistic groups;
+   * returns how many threads took part (tids 0..n-1).
+   */
+  exec(threads: number, K: number): number {
+    this.calls++;
+    const r = this.runner;
+    const b = this.block >> 2;
+    const T = threads > 1 && r && r.workers > 0 ? Math.min(threads, r.workers + 1) : 1;
+    // chunks of at least 8 groups (each chunk starts its pipeline anew), at most CHUNKS per thread
+    this.i32[b + I_CHUNKS] = T > 1 ? Math.max(1, Math.min(K, CHUNKS * T, Math.max(T, K >> 3))) : 1;
+    this.i32[b + I_NEXT] = 0;
+    if (T === 1) {
+      this.exports.run(this.block, 0, 1);
+      return 1;
+    }
+    return r!.run(this.block, T, this.exports.run);
+  }
+}
+
+let runtime: WasmRuntime | null | undefined;
+let runtimeError: unknown = null;
+
+/**
+ * The module with its imported memory declared unshared (limits flag 0x03 → 0x01, same length).
+ * The kernels use no atomics, so they run unchanged on an ordinary memory: this is how pages that
+ * are not cross-origin isolated (no SharedArrayBuffer) get them, on one thread.
+ */
+export function unsharedMemoryVariant(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(bytes);
+  let p = 8; // magic + version
+  const leb = (): number => {
+    let v = 0, shift = 0, b: number;
+    do {
+      b = out[p++]!;
+      v |= (b & 0x7f) << shift;
+      shift += 7;
+    } while (b & 0x80);
+    return v >>> 0;
+  };
+  while (p < out.length) {
+    const id = out[p++]!;
+    const size = leb();
+    const end = p + size;
+    if (id === 2) {
+      for (let n = leb(); n > 0; n--) {
+        const moduleName = leb();
+        p += moduleName;
+        const fieldName = leb();
+        p += fieldName;
+        const kind = out[p++]!;
+        if (kind === 0) leb();
+        else if (kind === 1) { p++; const f = out[p++]!; leb(); if (f & 1) leb(); }
+        else if (kind === 3) p += 2;
+        else if (kind === 2) {
+          if (out[p] === 0x03) out[p] = 0x01;
+          return out;
+        } else break;
+      }
+      throw new Error("the WebAssembly module imports no memory");
+    }
+    p = end;
+  }
+  throw new Error("the WebAssembly module has no import section");
+}
+
+/**
+ * The runtime, created on first use: on a shared memory where SharedArrayBuffer exists, else on an
+ * ordinary one (one thread); null where WebAssembly SIMD is missing.
+ */
+export function wasmRuntime(): WasmRuntime | null {
+  if (runtime !== undefined) return runtime;
+  try {
+    if (typeof WebAssembly !== "object") throw new Error("no WebAssembly");
+    const shared = typeof SharedArrayBuffer === "function";
+    const bytes = shared ? decodeBase64(WASM_BASE64) : unsharedMemoryVariant(decodeBase64(WASM_BASE64));
+    if (!WebAssembly.validate(bytes)) throw new Error("WebAssembly SIMD not supported");
+    runtime = new WasmRuntime(bytes, shared);
+  } catch (e) {
+    runtimeError = e;
+    runtime = null;
+  }
+  return runtime;
+}
+
+/** Why the runtime is unavailable (null when it is available or not tried yet). */
+export function wasmUnavailableReason(): string | null {
+  return runtimeError ? String((runtimeError as Error).message ?? runtimeError) : null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The kernels
+
+/** Threads a call on n elements uses (1 for small inputs). */
+let threadSetting = 1;
+export function setWasmThreads(n: number): void {
+  threadSetting = n;
+}
+function threadsFor(n: number): number {
+  return n >= PARALLEL_MIN_ELEMENTS ? threadSetting : 1;
+}
+
+class WasmKernels implements NormKernels {
+  readonly name = "wasm" as const;
+  private readonly xR: Region;
+  private readonly yR: Region;
+  private readonly dyR: Region;
+  private readonly wR: Region;
+  private readonly bR: Region;
+  private readonly ones: Region;
+  private readonly zeros: Region;
+  private readonly meanR: Region;
+  private readonly varR: Region;
+  private readonly rstdR: Region;
+  private readonly sumGR: Region;
+  private readonly sumGXR: Region;
+  private readonly partR: Region;
+  private readonly accR: Region;
+
+  constructor(private readonly rt: WasmRuntime) {
+    this.xR = new Region(rt);
+    this.yR = new Region(rt);
+    this.dyR = new Region(rt);
+    this.wR = new Region(rt);
+    this.bR = new Region(rt);
+    this.ones = new Region(rt, 1);
+    this.zeros = new Region(rt, 0);
+    this.meanR = new Region(rt);
+    this.varR = new Region(rt);
+    this.rstdR = new Region(rt);
+    this.sumGR = new Region(rt);
+    this.sumGXR = new Region(rt);
+    this.partR = new Region(rt);
+    this.accR = new Region(rt);
+  }
+
+  supports(x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig, affine: AffineKind): boolean {
+    if (!(x instanceof Float32Array)) return false;
+    const { N, C, S } = shape;
+    if (N * C * S === 0 || N * C * S !== x.length) return false;
+    if (shape.channelsLast && C !== 1) return false;
+    if (affine === "element" && C !== 1) return false;
+    if (!cfg.perSample && cfg.groupSize !== 1) return false;
+    return x.length * 4 < 2 ** 30;
+  }
+
+  /** Writes the layout of (shape, cfg) into the call block; returns K (statistic groups). */
+  private layout(shape: NormShape, cfg: StatsConfig, affine: AffineKind): number {
+    const i32 = this.rt.i32, b = this.rt.block >> 2;
+    const { N, C, S } = shape;
+    let K: number;
+    if (cfg.perSample) {
+      const gs = cfg.groupSize, G = C / gs;
+      K = N * G;
+      i32[b + I_NSEG] = gs;
+      i32[b + I_GSTRIDE] = gs * S;
+      i32[b + I_SSTRIDE] = S;
+      i32[b + I_GC] = G;
+      i32[b + I_CPG] = gs;
+      i32[b + I_CSTEP] = 1;
+    } else {
+      K = C;
+      i32[b + I_NSEG] = N;
+      i32[b + I_GSTRIDE] = S;
+      i32[b + I_SSTRIDE] = C * S;
+      i32[b + I_GC] = C;
+      i32[b + I_CPG] = 1;
+      i32[b + I_CSTEP] = 0;
+    }
+    i32[b + I_K] = K;
+    i32[b + I_L] = S;
+    i32[b + I_FLAGS] = (cfg.center ? F_CENTER : 0) | (affine === "element" ? F_ELEMENT : 0);
+    return K;
+  }
+
+  /** Address of `a` in the memory: in place, or copied into region r (copy = false: output only). */
+  private place(a: Readonly<Float32Array>, r: Region, copy: boolean): number {
+    if (this.rt.owns(a)) return a.byteOffset;
+    const p = r.ensure(a.length * 4);
+    if (copy) this.rt.f32.set(a, p >> 2);
+    return p;
+  }
+
+  private copyOut(dst: Float32Array, p: number, r: Region): void {
+    if (this.rt.owns(dst)) return;
+    dst.set(r.view(dst.length));
+    void p;
+  }
+
+  /** Affine parameters into the block (element affine: ones / zeros where absent). */
+  private params(affine: AffineKind, weight: Readonly<FloatArray> | null, bias: Readonly<FloatArray> | null, P: number): void {
+    let w = 0, bb = 0;
+    if (affine !== "none") {
+      if (weight) w = this.place(weight as Float32Array, this.wR, true);
+      else if (affine === "element") w = this.ones.ensure(P * 4);
+      if (bias) bb = this.place(bias as Float32Array, this.bR, true);
+      else if (affine === "element") bb = this.zeros.ensure(P * 4);
+    }
+    const i32 = this.rt.i32, b = this.rt.block >> 2; // after the allocations (see WasmRuntime.alloc)
+    i32[b + I_W] = w;
+    i32[b + I_B] = bb;
+  }
+
+  private statsIn(mean: Readonly<Float64Array>, rstd: Readonly<Float64Array>, K: number): void {
+    const pm = this.meanR.ensure(K * 8), pr = this.rstdR.ensure(K * 8);
+    const i32 = this.rt.i32, b = this.rt.block >> 2, f64 = this.rt.f64, om = pm >> 3, or = pr >> 3;
+    for (let k = 0; k < K; k++) {
+      f64[om + k] = mean[k]!;
+      f64[or + k] = rstd[k]!;
+    }
+    i32[b + I_MEAN] = pm;
+    i32[b + I_RSTD] = pr;
+  }
+
+  moments(x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig, mean: Float64Array, variance: Float64Array): void {
+    const rt = this.rt;
+    const K = this.layout(shape, cfg, "none");
+    const px = this.place(x as Float32Array, this.xR, true);
+    const pm = this.meanR.ensure(K * 8), pv = this.varR.ensure(K * 8);
+    const i32 = rt.i32, b = rt.block >> 2; // after the allocations (see WasmRuntime.alloc)
+    i32[b + I_OP] = OP_STATS;
+    i32[b + I_X] = px;
+    i32[b + I_MEAN] = pm;
+    i32[b + I_VAR] = pv;
+    rt.exec(threadsFor(x.length), K);
+    const f64 = rt.f64, om = pm >> 3, ov = pv >> 3;
+    for (let k = 0; k < K; k++) {
+      mean[k] = f64[om + k]!;
+      variance[k] = f64[ov + k]!;
+    }
+  }
+
+  normalizeForward(
+    y: FloatArray, x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig, mean: Readonly<Float64Array>,
+    rstd: Readonly<Float64Array>, affine: AffineKind, weight: Readonly<FloatArray> | null, bias: Readonly<FloatArray> | null,
+  ): void {
+    const rt = this.rt;
+    const K = this.layout(shape, cfg, affine);
+    const px = this.place(x as Float32Array, this.xR, true);
+    const py = this.place(y as Float32Array, this.yR, false);
+    this.params(affine, weight, bias, shape.C * shape.S);
+    this.statsIn(mean, rstd, K);
+    const i32 = rt.i32, b = rt.block >> 2; // after the allocations (see WasmRuntime.alloc)
+    i32[b + I_OP] = OP_APPLY;
+    i32[b + I_X] = px;
+    i32[b + I_Y] = py;
+    rt.exec(threadsFor(x.length), K);
+    this.copyOut(y as Float32Array, py, this.yR);
+  }
+
+  forwardTrain(
+    y: FloatArray, x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig, eps: number, affine: AffineKind,
+    weight: Readonly<FloatArray> | null, bias: Readonly<FloatArray> | null, mean: Float64Array, variance: Float64Array,
+    rstd: Float64Array,
+  ): void {
+    const rt = this.rt;
+    const K = this.layout(shape, cfg, affine);
+    const px = this.place(x as Float32Array, this.xR, true);
+    const py = this.place(y as Float32Array, this.yR, false);
+    this.params(affine, weight, bias, shape.C * shape.S);
+    const pm = this.meanR.ensure(K * 8), pv = this.varR.ensure(K * 8), pr = this.rstdR.ensure(K * 8);
+    const i32 = rt.i32, b = rt.block >> 2; // after the allocations (see WasmRuntime.alloc)
+    i32[b + I_OP] = OP_FWD_TRAIN;
+    i32[b + I_X] = px;
+    i32[b + I_Y] = py;
+    i32[b + I_MEAN] = pm;
+    i32[b + I_VAR] = pv;
+    i32[b + I_RSTD] = pr;
+    rt.f64[(rt.block >> 3) + D_EPS] = eps;
+    rt.exec(threadsFor(x.length), K);
+    const f64 = rt.f64, om = pm >> 3, ov = pv >> 3, or = pr >> 3;
+    for (let k = 0; k < K; k++) {
+      mean[k] = f64[om + k]!;
+      variance[k] = f64[ov + k]!;
+      rstd[k] = f64[or + k]!;
+    }
+    this.copyOut(y as Float32Array, py, this.yR);
+  }
+
+  combine(
+    out: FloatArray, dy: Readonly<FloatArray>, x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig,
+    A: Readonly<Float64Array>, B: Readonly<Float64Array>, D: Readonly<Float64Array>,
+  ): void {
+    const rt = this.rt;
+    const K = this.layout(shape, cfg, "none");
+    const px = this.place(x as Float32Array, this.xR, true);
+    const pdy = this.place(dy as Float32Array, this.dyR, true);
+    const po = this.place(out as Float32Array, this.yR, false);
+    const pa = this.meanR.ensure(K * 8), pb = this.varR.ensure(K * 8), pd = this.rstdR.ensure(K * 8);
+    const i32 = rt.i32, b = rt.block >> 2, f64 = rt.f64; // after the allocations (see WasmRuntime.alloc)
+    for (let k = 0, oa = pa >> 3, ob = pb >> 3, od = pd >> 3; k < K; k++) {
+      f64[oa + k] = A[k]!;
+      f64[ob + k] = B[k]!;
+      f64[od + k] = D[k]!;
+    }
+    i32[b + I_OP] = OP_COMBINE;
+    i32[b + I_X] = px;
+    i32[b + I_Y] = po;
+    i32[b + I_DY] = pdy;
+    i32[b + I_MEAN] = pa;
+    i32[b + I_VAR] = pb;
+    i32[b + I_RSTD] = pd;
+    rt.exec(threadsFor(x.length), K);
+    this.copyOut(out as Float32Array, po, this.yR);
+  }
+
+  normalizeBackward(
+    dx: FloatArray | null, dweight: FloatArray | null, dbias: FloatArray | null, dy: Readonly<FloatArray>,
+    x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig, mean: Readonly<Float64Array>, rstd: Readonly<Float64Array>,
+    affine: AffineKind, weight: Readonly<FloatArray> | null, fixedStats: boolean, scratch: BackwardScratch,
+  ): void {
+    const rt = this.rt;
+    const K = this.layout(shape, cfg, affine);
+    const P = affine === "channel" ? shape.C : affine === "element" ? shape.C * shape.S : 0;
+    // channel affine or none: per-channel sums are needed for dweight even without weight
+    const Pk = affine === "none" ? shape.C : P;
+    const T = threadsFor(x.length);
+    const px = this.place(x as Float32Array, this.xR, true);
+    const pdy = this.place(dy as Float32Array, this.dyR, true);
+    const pdx = dx ? this.place(dx as Float32Array, this.yR, false) : 0;
+    this.params(affine, weight, null, P);
+    const ones = affine === "element" && !weight ? this.ones.ensure(P * 4) : 0;
+    this.statsIn(mean, rstd, K);
+    const pg = this.sumGR.ensure(K * 8), pgx = this.sumGXR.ensure(K * 8);
+    const part = this.partR.ensure(Math.max(1, T * 2 * Pk) * 8);
+    const acc = affine === "element" ? this.accR.ensure(Math.max(1, T * 2 * Pk) * 4) : 0;
+    const i32 = rt.i32, b = rt.block >> 2; // after the allocations (see WasmRuntime.alloc)
+    if (ones) i32[b + I_W] = ones;
+    i32[b + I_OP] = OP_BWD;
+    i32[b + I_X] = px;
+    i32[b + I_Y] = pdx;
+    i32[b + I_DY] = pdy;
+    i32[b + I_FLAGS] |= fixedStats ? F_FIXED : 0;
+    i32[b + I_SUMG] = pg;
+    i32[b + I_SUMGX] = pgx;
+    i32[b + I_PART] = part;
+    i32[b + I_ACC] = acc;
+    i32[b + I_P] = Pk;
+    const fb = rt.block >> 3;
+    rt.f64[fb + D_INVM] = 1 / ((cfg.perSample ? 1 : shape.N) * cfg.groupSize * shape.S);
+    const used = rt.exec(T, K);
+    const f64 = rt.f64;
+    const { sumG, sumGX, dw, db } = scratch;
+    for (let k = 0, og = pg >> 3, ogx = pgx >> 3; k < K; k++) {
+      sumG[k] = f64[og + k]!;
+      sumGX[k] = f64[ogx + k]!;
+    }
+    // sum the per-thread partials
+    const op = part >> 3;
+    for (let p = 0; p < P; p++) {
+      let w = 0, bb = 0;
+      for (let t = 0; t < used; t++) {
+        w += f64[op + t * 2 * Pk + p]!;
+        bb += f64[op + t * 2 * Pk + Pk + p]!;
+      }
+      dw[p] = w;
+      db[p] = bb;
+      if (dweight) dweight[p] = dweight[p]! + w;
+      if (dbias) dbias[p] = dbias[p]! + bb;
+    }
+    if (dx) this.copyOut(dx as Float32Array, pdx, this.yR);
+  }
+
+}
+
+let kernels: WasmKernels | null = null;
+
+/** The WebAssembly kernels, or null where the runtime is unavailable. */
+export function wasmKernels(): NormKernels | null {
+  if (kernels) return kernels;
+  const rt = wasmRuntime();
+  return rt ? (kernels = new WasmKernels(rt)) : null;
+}

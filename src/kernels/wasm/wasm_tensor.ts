@@ -1,0 +1,72 @@
+/**
+ * WasmTensor: a float32 Tensor whose storage lives in the kernels' (shared) WebAssembly memory, so
+ * that the WebAssembly kernels read and write it in place — no copy in, no copy out. It is a
+ * Tensor like any other (its `data` is an ordinary Float32Array view), usable everywhere a Tensor
+ * is. Where the WebAssembly runtime is unavailable, or its memory is not shared (web pages that are
+ * not cross-origin isolated), it falls back to ordinary memory (`inWasm` false).
+ *
+ * Storage is returned to the WebAssembly memory by `dispose()`, or when the `data` view is garbage
+ * collected. Do not use `data` after `dispose()`.
+ */
+import { ShapeError, fmtShape } from "../../errors.js";
+import { Tensor, sizeOf } from "../../tensor.js";
+import { wasmRuntime } from "./wasm.js";
+
+const registry: FinalizationRegistry<number> | null =
+  typeof FinalizationRegistry === "function" ? new FinalizationRegistry<number>((ptr) => wasmRuntime()?.free(ptr)) : null;
+
+export class WasmTensor extends Tensor {
+  /** Byte address in the WebAssembly memory (-1 when not in it). */
+  readonly address: number;
+  private disposed = false;
+
+  private constructor(data: Float32Array, shape: readonly number[], address: number) {
+    super(data, shape);
+    this.address = address;
+  }
+
+  /** Whether the storage is in the WebAssembly memory (false where WebAssembly SIMD is unavailable). */
+  get inWasm(): boolean {
+    return this.address >= 0;
+  }
+
+  /** A zero-filled float32 tensor in the WebAssembly memory. */
+  static override zeros(shape: readonly number[]): WasmTensor {
+    const n = sizeOf(shape);
+    const rt = wasmRuntime();
+    // On an unshared memory (pages without SharedArrayBuffer) growing the memory detaches every view
+    // of it, so a tensor's `data` could not outlive the next allocation: ordinary memory there.
+    if (!rt || !rt.shared) return new WasmTensor(new Float32Array(n), shape, -1);
+    const ptr = rt.alloc(n * 4);
+    const data = new Float32Array(rt.buffer, ptr, n);
+    data.fill(0);
+    const t = new WasmTensor(data, shape, ptr);
+    registry?.register(data, ptr, t);
+    return t;
+  }
+
+  /** A copy of `src` (a Tensor, or values with a shape) in the WebAssembly memory. */
+  static override from(src: Tensor | ArrayLike<number>, shape?: readonly number[]): WasmTensor {
+    const sh = src instanceof Tensor ? (shape ?? src.shape) : shape;
+    if (!sh) throw new ShapeError("shape", "a shape for plain values", "nothing", "WasmTensor.from");
+    const values = src instanceof Tensor ? src.data : src;
+    if (values.length !== sizeOf(sh)) throw new ShapeError("src", `${sizeOf(sh)} values for shape ${fmtShape(sh)}`, `${values.length}`, "WasmTensor.from");
+    const t = WasmTensor.zeros(sh);
+    if (ArrayBuffer.isView(values)) t.data.set(values as unknown as ArrayLike<number>);
+    else for (let i = 0; i < values.length; i++) t.data[i] = values[i]!;
+    return t;
+  }
+
+  /** Same storage, another shape (still in the WebAssembly memory; the original owns the storage). */
+  override reshape(shape: readonly number[]): Tensor {
+    return new Tensor(this.data, shape);
+  }
+
+  /** Returns the storage to the WebAssembly memory now. */
+  dispose(): void {
+    if (this.disposed || this.address < 0) return;
+    this.disposed = true;
+    registry?.unregister(this);
+    wasmRuntime()?.free(this.address);
+  }
+}
