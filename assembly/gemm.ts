@@ -1,8 +1,8 @@
 /**
  * Float32 GEMM and im2col / col2im kernels (WebAssembly SIMD, f32x4) for Conv2d and Linear, compiled
  * into the same module as assembly/norm.ts (scripts/build-wasm.mjs). Called from
- * src/backend/gemm.ts on the main thread only. Pointers are byte addresses; strides and sizes are
- * in elements. Sums accumulate in f32 lanes (as PyTorch's CPU GEMMs do); the float64 path of the
+ * src/kernels/wasm/gemm.ts on the main thread only, with every argument a parameter (no call block,
+ * unlike norm.ts). Pointers are byte addresses; strides and sizes are in elements. Sums accumulate in f32 lanes (as PyTorch's CPU GEMMs do); the float64 path of the
  * library never comes here.
  *
  *   gemmNN:  C[M,N] (+)= A(i,k) · B[k,j]   A(i,k) = a[i·ai + k·ak] (any strides), B row-major (ldb)

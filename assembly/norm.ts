@@ -1,8 +1,8 @@
 /**
  * normkit's WebAssembly SIMD kernels (AssemblyScript, compiled by `npm run build:wasm`).
  *
- * One kernel call = one "call block" in linear memory (layout: BLK_* below, written by
- * src/backend/wasm.ts) and a thread index: `run(block, tid, threads)` processes statistic groups
+ * One kernel call = one "call block" in linear memory (layout: BLK_*, OP_*, F_* of ./call_block, generated
+ * from scripts/wasm-call-block.json; written by src/kernels/wasm/wasm.ts) and a thread index: `run(block, tid, threads)` processes statistic groups
  * [K*tid/T, K*(tid+1)/T). The JS side runs tid 0 itself and the other tids on worker threads that
  * share this memory, so the kernels keep no state between calls except the per-instance globals.
  *
@@ -18,44 +18,12 @@
  * with a large offset lose nothing to cancellation.
  */
 
-// ---- call block layout (byte offsets); keep in sync with src/backend/wasm.ts ----
-const BLK_OP: i32 = 0;
-const BLK_X: i32 = 4;
-const BLK_Y: i32 = 8; // y (forward) or dx (backward; 0 = no dx)
-const BLK_DY: i32 = 12;
-const BLK_W: i32 = 16; // 0 = none
-const BLK_B: i32 = 20; // 0 = none
-const BLK_K: i32 = 24;
-const BLK_NSEG: i32 = 28;
-const BLK_L: i32 = 32;
-const BLK_GSTRIDE: i32 = 36;
-const BLK_SSTRIDE: i32 = 40;
-const BLK_GC: i32 = 44;
-const BLK_CPG: i32 = 48;
-const BLK_CSTEP: i32 = 52;
-const BLK_FLAGS: i32 = 56;
-const BLK_MEAN: i32 = 60; // f64[K]
-const BLK_VAR: i32 = 64; // f64[K]
-const BLK_RSTD: i32 = 68; // f64[K]
-const BLK_PART: i32 = 72; // f64[T * 2 * P]: per-thread dweight, dbias partials
-const BLK_P: i32 = 76; // number of affine parameters
-const BLK_ACC: i32 = 80; // f32[T * 2 * P]: per-thread element-affine accumulators
-const BLK_SUMG: i32 = 84; // f64[K]
-const BLK_SUMGX: i32 = 88; // f64[K]
-const BLK_NEXT: i32 = 92; // i32, atomic: the next chunk of groups to take
-const BLK_EPS: i32 = 96; // f64
-const BLK_INVM: i32 = 104; // f64: 1 / values per statistic
-const BLK_CHUNKS: i32 = 112; // i32: the groups are split into this many chunks
-
-const OP_FWD_TRAIN: i32 = 1;
-const OP_STATS: i32 = 2;
-const OP_APPLY: i32 = 3;
-const OP_BWD: i32 = 4;
-const OP_COMBINE: i32 = 5; // out (Y) = A_k * dy + B_k * x + D_k; A, B, D in the MEAN, VAR, RSTD slots
-
-const F_CENTER: i32 = 1;
-const F_ELEMENT: i32 = 2; // element affine (w, b indexed by position in the row)
-const F_FIXED: i32 = 4; // backward with constant statistics
+import {
+  BLK_ACC, BLK_CHUNKS, BLK_COMB_A, BLK_COMB_B, BLK_COMB_D, BLK_CPG, BLK_CSTEP, BLK_DY, BLK_EPS, BLK_FLAGS, BLK_GC,
+  BLK_GSTRIDE, BLK_INVM, BLK_K, BLK_L, BLK_MEAN, BLK_NEXT, BLK_NSEG, BLK_OP, BLK_P, BLK_PART, BLK_RSTD, BLK_SSTRIDE,
+  BLK_SUMG, BLK_SUMGX, BLK_VAR, BLK_W, BLK_B, BLK_X, BLK_Y,
+  F_CENTER, F_ELEMENT, F_FIXED, OP_APPLY, OP_BWD, OP_COMBINE, OP_FWD_TRAIN, OP_STATS,
+} from "./call_block";
 
 // f32 partial sums are flushed to f64 every FLUSH values (per lane: FLUSH / 8 additions)
 const FLUSH: i32 = 512;
@@ -708,7 +676,12 @@ function passOneCh(
   store<f64>(sumGX + (<usize>k << 3), sgx);
 }
 
-/** OP_COMBINE over groups [k0, k1): applied to (x - s) with the group's shift s, as the kernels above. */
+/**
+ * OP_COMBINE over groups [k0, k1): out = A_k * dy + B_k * (x - M_k) + D_k, applied as the kernels above
+ * apply theirs, to (x - s) with s = f32(M_k) in f32: out = A*dy + B*(x - s) + (D + B*(s - M_k)), the
+ * constant term in f64. With the group's mean as M_k, B*(x - s) is small where B*x would cancel
+ * against D (inputs with a large offset).
+ */
 function combine(blk: usize, k0: i32, k1: i32): void {
   const x = <usize>load<i32>(blk + BLK_X);
   const out = <usize>load<i32>(blk + BLK_Y);
@@ -717,16 +690,17 @@ function combine(blk: usize, k0: i32, k1: i32): void {
   const L = load<i32>(blk + BLK_L);
   const gStride = load<i32>(blk + BLK_GSTRIDE);
   const sStride = load<i32>(blk + BLK_SSTRIDE);
-  const Ap = <usize>load<i32>(blk + BLK_MEAN);
-  const Bp = <usize>load<i32>(blk + BLK_VAR);
-  const Dp = <usize>load<i32>(blk + BLK_RSTD);
+  const Mp = <usize>load<i32>(blk + BLK_MEAN);
+  const Ap = <usize>load<i32>(blk + BLK_COMB_A);
+  const Bp = <usize>load<i32>(blk + BLK_COMB_B);
+  const Dp = <usize>load<i32>(blk + BLK_COMB_D);
   for (let k = k0; k < k1; k++) {
-    const sh = groupShift(x, k, gStride, L, true);
     const o = <usize>k << 3;
-    const a = load<f64>(Ap + o), b = load<f64>(Bp + o), d = load<f64>(Dp + o);
-    const D = <f32>(d + b * <f64>sh);
+    const a = load<f64>(Ap + o), b = load<f64>(Bp + o), m = load<f64>(Mp + o), d = load<f64>(Dp + o);
+    const sa = <f32>m;
+    const D = <f32>(d + b * (<f64>sa - m));
     for (let j = 0; j < nseg; j++) {
-      dxCh(segPtr(x, k, j, gStride, sStride), segPtr(dy, k, j, gStride, sStride), segPtr(out, k, j, gStride, sStride), L, sh, <f32>a, <f32>b, D);
+      dxCh(segPtr(x, k, j, gStride, sStride), segPtr(dy, k, j, gStride, sStride), segPtr(out, k, j, gStride, sStride), L, sa, <f32>a, <f32>b, D);
     }
   }
 }

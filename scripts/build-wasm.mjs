@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 /**
- * Compiles assembly/norm.ts and assembly/gemm.ts (AssemblyScript, WebAssembly SIMD + shared memory;
+ * First brings the call block's generated layout files (assembly/call_block.ts,
+ * src/kernels/wasm/call_block.ts) up to date with scripts/wasm-call-block.json (scripts/gen-call-block.mjs),
+ * then compiles assembly/norm.ts and assembly/gemm.ts (AssemblyScript, WebAssembly SIMD + shared memory;
  * both entry files go into one module, their exports side by side) and writes the
  * module's bytes as base64 into src/kernels/wasm/wasm_module.ts, so that the package carries the kernels
  * for Node and browsers alike. Deterministic: the same source and compiler give the same file
@@ -10,6 +12,7 @@ import asc from "assemblyscript/asc";
 import { readFileSync, writeFileSync, existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
+import { syncCallBlock } from "./gen-call-block.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const out = join(root, "src/kernels/wasm/wasm_module.ts");
@@ -18,6 +21,10 @@ const FLAGS = [
   "-O3", "--noAssert", "--runtime", "stub", "--enable", "simd", "--enable", "threads",
   "--importMemory", "--sharedMemory", "--initialMemory", "1", "--maximumMemory", "32768",
 ];
+
+for (const { path, upToDate } of syncCallBlock({ root })) {
+  console.log(`build:wasm: ${path} ${upToDate ? "up to date" : "written"} (from scripts/wasm-call-block.json)`);
+}
 
 let wasm = null;
 const ENTRIES = ["assembly/norm.ts", "assembly/gemm.ts"];

@@ -437,10 +437,10 @@ export class SwitchableNorm extends Module {
         const dVIn = (bIn * gV[i]! + (gVLn * fLn) / C + (gVBn * fBn) / N) * fIn;
         cA[i] = rstd[i]! * w[c]!;
         cB[i] = (2 * dVIn) / S;
-        cD[i] = dMuIn / S - cB[i]! * mi;
+        cD[i] = dMuIn / S;
       }
     }
-    combine(dx.data, dy.data, x.data, shape, IN_CFG, cA, cB, cD);
+    combine(dx.data, dy.data, x.data, shape, IN_CFG, cA, cB, muIn, cD);
     return dx;
   }
 }

@@ -34,12 +34,14 @@ export interface NormKernels {
   ): void;
 
   /**
-   * out = A_k * dy + B_k * x + D_k, with the coefficients of statistic group k constant over its
-   * values (Switchable Norm's dx, whose statistics mix several groupings).
+   * out = A_k * dy + B_k * (x - M_k) + D_k, with the coefficients of statistic group k constant over
+   * its values (Switchable Norm's dx, whose statistics mix several groupings). M_k is the group's
+   * centre (pass its mean): the centred form keeps B_k * x and a D_k that cancels it from losing
+   * the result to rounding when the inputs have a large offset.
    */
   combine(
     out: FloatArray, dy: Readonly<FloatArray>, x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig,
-    A: Readonly<Float64Array>, B: Readonly<Float64Array>, D: Readonly<Float64Array>,
+    A: Readonly<Float64Array>, B: Readonly<Float64Array>, M: Readonly<Float64Array>, D: Readonly<Float64Array>,
   ): void;
 
   /** dx, and dweight / dbias ACCUMULATED (+=); scratch.sumG / sumGX hold the per-statistic sums after. */

@@ -100,25 +100,25 @@ export function normalizeBackward(
   kernelsFor(x, shape, cfg, affine).normalizeBackward(dx, dweight, dbias, dy, x, shape, cfg, mean, rstd, affine, weight, fixedStats, scratch);
 }
 
-/** out = A_k * dy + B_k * x + D_k per statistic group k (see {@link combineTS}). */
+/** out = A_k * dy + B_k * (x - M_k) + D_k per statistic group k (see {@link combineTS}). */
 export function combine(
   out: FloatArray, dy: Readonly<FloatArray>, x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig,
-  A: Readonly<Float64Array>, B: Readonly<Float64Array>, D: Readonly<Float64Array>,
+  A: Readonly<Float64Array>, B: Readonly<Float64Array>, M: Readonly<Float64Array>, D: Readonly<Float64Array>,
 ): void {
-  kernelsFor(x, shape, cfg, "channel").combine(out, dy, x, shape, cfg, A, B, D);
+  kernelsFor(x, shape, cfg, "channel").combine(out, dy, x, shape, cfg, A, B, M, D);
 }
 
 // ---------------------------------------------------------------------------------------------
 // The TypeScript kernels
 
-/** out = A_k * dy + B_k * x + D_k over every value of statistic group k. */
+/** out = A_k * dy + B_k * (x - M_k) + D_k over every value of statistic group k (M_k: the group's mean). */
 export function combineTS(
   out: FloatArray, dy: Readonly<FloatArray>, x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig,
-  A: Readonly<Float64Array>, B: Readonly<Float64Array>, D: Readonly<Float64Array>,
+  A: Readonly<Float64Array>, B: Readonly<Float64Array>, M: Readonly<Float64Array>, D: Readonly<Float64Array>,
 ): void {
   forEachRun(shape, cfg, (k, base, stride, len) => {
-    const a = A[k]!, b = B[k]!, d = D[k]!;
-    for (let i = 0, j = base; i < len; i++, j += stride) out[j] = a * dy[j]! + b * x[j]! + d;
+    const a = A[k]!, b = B[k]!, m = M[k]!, d = D[k]!;
+    for (let i = 0, j = base; i < len; i++, j += stride) out[j] = a * dy[j]! + b * (x[j]! - m) + d;
   });
 }
 

@@ -18,19 +18,16 @@ import type { AffineKind, BackwardScratch, NormShape, StatsConfig } from "../ts/
 import type { FloatArray } from "../../tensor.js";
 import type { NormKernels } from "../contract/norm.js";
 import { WASM_BASE64 } from "./wasm_module.js";
+// the call block's layout, generated with assembly/call_block.ts from scripts/wasm-call-block.json
+import {
+  BLK_BYTES, D_EPS, D_INVM, F_CENTER, F_ELEMENT, F_FIXED, I_ACC, I_B, I_CHUNKS, I_COMB_A, I_COMB_B, I_COMB_D, I_CPG,
+  I_CSTEP, I_DY, I_FLAGS, I_GC, I_GSTRIDE, I_K, I_L, I_MEAN, I_NEXT, I_NSEG, I_OP, I_P, I_PART, I_RSTD, I_SSTRIDE,
+  I_SUMG, I_SUMGX, I_VAR, I_W, I_X, I_Y, OP_APPLY, OP_BWD, OP_COMBINE, OP_FWD_TRAIN, OP_STATS,
+} from "./call_block.js";
 
 /** Maximum memory in 64 KiB pages (2 GiB); must equal --maximumMemory in scripts/build-wasm.mjs. */
 export const MAX_PAGES = 32768;
 const PAGE = 65536;
-
-// call block layout: keep in sync with assembly/norm.ts (BLK_*), byte offsets / 4 (i32) or / 8 (f64)
-const BLK_BYTES = 128;
-const I_OP = 0, I_X = 1, I_Y = 2, I_DY = 3, I_W = 4, I_B = 5, I_K = 6, I_NSEG = 7, I_L = 8, I_GSTRIDE = 9, I_SSTRIDE = 10;
-const I_GC = 11, I_CPG = 12, I_CSTEP = 13, I_FLAGS = 14, I_MEAN = 15, I_VAR = 16, I_RSTD = 17, I_PART = 18, I_P = 19;
-const I_ACC = 20, I_SUMG = 21, I_SUMGX = 22, I_NEXT = 23, I_CHUNKS = 28;
-const D_EPS = 12, D_INVM = 13;
-const OP_FWD_TRAIN = 1, OP_STATS = 2, OP_APPLY = 3, OP_BWD = 4, OP_COMBINE = 5;
-const F_CENTER = 1, F_ELEMENT = 2, F_FIXED = 4;
 
 /** Below this many elements a call runs on one thread (waking a worker costs more than it saves). */
 export const PARALLEL_MIN_ELEMENTS = 1 << 16;
@@ -489,16 +486,17 @@ class WasmKernels implements NormKernels {
 
   combine(
     out: FloatArray, dy: Readonly<FloatArray>, x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig,
-    A: Readonly<Float64Array>, B: Readonly<Float64Array>, D: Readonly<Float64Array>,
+    A: Readonly<Float64Array>, B: Readonly<Float64Array>, M: Readonly<Float64Array>, D: Readonly<Float64Array>,
   ): void {
     const rt = this.rt;
     const K = this.layout(shape, cfg, "none");
     const px = this.place(x as Float32Array, this.xR, true);
     const pdy = this.place(dy as Float32Array, this.dyR, true);
     const po = this.place(out as Float32Array, this.yR, false);
-    const pa = this.meanR.ensure(K * 8), pb = this.varR.ensure(K * 8), pd = this.rstdR.ensure(K * 8);
+    const pm = this.meanR.ensure(K * 8), pa = this.varR.ensure(K * 8), pb = this.rstdR.ensure(K * 8), pd = this.sumGR.ensure(K * 8);
     const i32 = rt.i32, b = rt.block >> 2, f64 = rt.f64; // after the allocations (see WasmRuntime.alloc)
-    for (let k = 0, oa = pa >> 3, ob = pb >> 3, od = pd >> 3; k < K; k++) {
+    for (let k = 0, om = pm >> 3, oa = pa >> 3, ob = pb >> 3, od = pd >> 3; k < K; k++) {
+      f64[om + k] = M[k]!;
       f64[oa + k] = A[k]!;
       f64[ob + k] = B[k]!;
       f64[od + k] = D[k]!;
@@ -507,9 +505,10 @@ class WasmKernels implements NormKernels {
     i32[b + I_X] = px;
     i32[b + I_Y] = po;
     i32[b + I_DY] = pdy;
-    i32[b + I_MEAN] = pa;
-    i32[b + I_VAR] = pb;
-    i32[b + I_RSTD] = pd;
+    i32[b + I_MEAN] = pm;
+    i32[b + I_COMB_A] = pa;
+    i32[b + I_COMB_B] = pb;
+    i32[b + I_COMB_D] = pd;
     rt.exec(threadsFor(x.length), K);
     this.copyOut(out as Float32Array, po, this.yR);
   }
