@@ -25,7 +25,7 @@ import { parseArgs } from "node:util";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const nk = await import(join(ROOT, "dist/src/index.js"));
-const gpuApi = await import(join(ROOT, "dist/src/kernels/webgpu/index.js"));
+const gpuApi = await import(join(ROOT, "dist/src/webgpu.js"));
 const { createNodeGpuContext } = await import(join(ROOT, "dist/src/kernels/webgpu/node_device.js"));
 
 const { values: opt } = parseArgs({
@@ -80,6 +80,7 @@ function fill(arr, seed) {
 }
 
 const ctx = await createNodeGpuContext({ swiftshaderFallback: true, checkErrors: true, powerPreference: "high-performance" });
+const dev = new gpuApi.WebGpuDevice(ctx);
 const info = ctx.device.adapterInfo ?? {};
 const deviceName = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(" ") || "unknown adapter";
 console.log(`normkit WebGPU: ${deviceName}; reduction ${ctx.reduceMode}; timestamps ${ctx.hasTimestamps ? "yes" : "no (wall clock)"}`);
@@ -136,9 +137,11 @@ async function verify(c) {
   cpu64.loadStateDict(cpu.stateDict());
   const x = new nk.Tensor(Float64Array.from(fill(new Float32Array(n), 1)), shape);
   const dy = new nk.Tensor(Float64Array.from(fill(new Float32Array(n), 2)), shape);
-  const g = gpuApi.gpuLayer(ctx, cpu);
-  const y = await gpuApi.downloadTensor(g.forward(gpuApi.uploadTensor(ctx, x)));
-  const dx = await gpuApi.downloadTensor(g.backward(gpuApi.uploadTensor(ctx, dy)));
+  const g = c.make(shape);
+  g.loadStateDict(cpu.stateDict());
+  await g.to(dev);
+  const y = await dev.download(g.forward(dev.upload(x)));
+  const dx = await dev.download(g.backward(dev.upload(dy)));
   const rel = (got, want) => {
     let s = 1, w = 0;
     for (let i = 0; i < want.size; i++) s = Math.max(s, Math.abs(want.data[i]));
@@ -161,17 +164,17 @@ for (const c of cases) {
   const row = { id: c.id, name: c.name, shape: c.shape };
   try {
     row.check = opt["no-verify"] ? null : await verify(c);
-    const g = gpuApi.gpuLayer(ctx, c.make(c.shape));
-    const x = gpuApi.GpuTensor.zeros(ctx, c.shape, "x"), dy = gpuApi.GpuTensor.zeros(ctx, c.shape, "dy");
-    const y = gpuApi.GpuTensor.zeros(ctx, c.shape, "y"), dx = gpuApi.GpuTensor.zeros(ctx, c.shape, "dx");
+    const g = await c.make(c.shape).to(dev);
+    const x = gpuApi.GpuTensor.zerosOn(ctx, c.shape, "x"), dy = gpuApi.GpuTensor.zerosOn(ctx, c.shape, "dy");
+    const y = gpuApi.GpuTensor.zerosOn(ctx, c.shape, "y"), dx = gpuApi.GpuTensor.zerosOn(ctx, c.shape, "dx");
     const h = new Float32Array(Math.min(n, 1 << 24));
     for (let off = 0, seed = 1; off < n; off += h.length, seed++) {
       fill(h, seed);
       ctx.device.queue.writeBuffer(x.buffer, off * 4, h.buffer, 0, Math.min(h.length, n - off) * 4);
       ctx.device.queue.writeBuffer(dy.buffer, off * 4, h.buffer, 0, Math.min(h.length, n - off) * 4);
     }
-    const fwd = g.record(() => g.forward(x, y));
-    const bwd = g.record(() => g.backward(dy, dx));
+    const fwd = ctx.record(() => g.forward(x, y));
+    const bwd = ctx.record(() => g.backward(dy, dx));
     row.kernels = fwd.map((d) => d.name).join("+") + " | " + bwd.map((d) => d.name).join("+");
     row.fwd_ms = await timeRun(fwd);
     row.fwdbwd_ms = await timeRun([...fwd, ...bwd]);

@@ -37,3 +37,9 @@ export class StateError extends NormkitError {}
 export function fmtShape(shape: readonly number[]): string {
   return `[${shape.join(", ")}]`;
 }
+
+/**
+ * A tensor was on another device than the layer or operation that received it (a host tensor
+ * handed to a layer on the GPU, or host data read from a GPU tensor without a download).
+ */
+export class DeviceError extends NormkitError {}

@@ -4,7 +4,17 @@
  */
 export { Tensor, allocate, sizeOf, sameShape } from "./tensor.js";
 export type { DType, FloatArray } from "./tensor.js";
-export { NormkitError, ShapeError, ConfigError, StateDictError, StateError } from "./errors.js";
+export { NormkitError, ShapeError, ConfigError, StateDictError, StateError, DeviceError } from "./errors.js";
+
+export { cpu } from "./kernels/cpu.js";
+export type { Device } from "./kernels/contract/device.js";
+export type {
+  NormKernels, KernelSetName, Stats, Scratch, RunningUpdate, NormalizeArgs, ForwardTrainArgs, BackwardArgs, SwitchConfig, SwitchWork,
+  SwitchForwardArgs, SwitchBackwardArgs,
+} from "./kernels/contract/kernels.js";
+export type { NormShape, StatsConfig, AffineKind } from "./kernels/contract/view.js";
+export { tsKernels } from "./kernels/ts/index.js";
+export { wasmKernelSet } from "./kernels/wasm/index.js";
 
 export { Module } from "./nn/module.js";
 export type { Parameter } from "./nn/module.js";

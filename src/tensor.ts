@@ -3,7 +3,7 @@
  * float64 is how exactness against PyTorch is proved; float32 is what users run. Kernels accept
  * either and accumulate in float64 (JavaScript numbers) whatever the storage.
  */
-import { ConfigError, ShapeError, fmtShape } from "./errors.js";
+import { ConfigError, DeviceError, ShapeError, fmtShape } from "./errors.js";
 
 export type DType = "float32" | "float64";
 export type FloatArray = Float32Array | Float64Array;
@@ -22,14 +22,35 @@ export function dtypeOf(a: FloatArray): DType {
   return a instanceof Float64Array ? "float64" : "float32";
 }
 
+/**
+ * What a device tensor passes to the Tensor constructor instead of host data (a GPU tensor's
+ * storage is a GPUBuffer; see src/kernels/webgpu/tensor.ts). Not for users.
+ */
+export const DEVICE_STORAGE: unique symbol = Symbol("normkit.deviceStorage");
+
+/**
+ * A dense tensor. Host tensors (device "cpu") hold their values in `data`; a subclass holds them
+ * on another device (`GpuTensor`: a GPUBuffer, device "webgpu"), where `data` throws a
+ * DeviceError naming the device — read such a tensor with its device's download.
+ */
 export class Tensor {
   readonly shape: readonly number[];
-  readonly data: FloatArray;
+  private readonly host: FloatArray | null;
+  private readonly storageDType: DType;
 
   /** Wraps `data` (no copy). `data.length` must equal the product of `shape`. */
-  constructor(data: FloatArray, shape: readonly number[]) {
+  constructor(data: FloatArray, shape: readonly number[]);
+  /** @internal the constructor of device tensors (no host data). */
+  constructor(data: typeof DEVICE_STORAGE, shape: readonly number[], dtype: DType);
+  constructor(data: FloatArray | typeof DEVICE_STORAGE, shape: readonly number[], dtype?: DType) {
     for (const d of shape) {
       if (!Number.isInteger(d) || d < 0) throw new ShapeError("shape", "non-negative integer dimensions", fmtShape(shape));
+    }
+    if (data === DEVICE_STORAGE) {
+      this.shape = Object.freeze([...shape]);
+      this.host = null;
+      this.storageDType = dtype ?? "float32";
+      return;
     }
     if (!(data instanceof Float32Array || data instanceof Float64Array)) {
       throw new ConfigError("data", "a Float32Array or Float64Array", Object.prototype.toString.call(data));
@@ -39,14 +60,29 @@ export class Tensor {
       throw new ShapeError("data", `${n} values for shape ${fmtShape(shape)}`, `${data.length}`);
     }
     this.shape = Object.freeze([...shape]);
-    this.data = data;
+    this.host = data;
+    this.storageDType = dtypeOf(data);
   }
 
+  /** The values (row-major). Host tensors only: on another device this throws a DeviceError. */
+  get data(): FloatArray {
+    const h = this.host;
+    if (h === null) throw new DeviceError("tensor", "a host tensor (device cpu)", `a tensor on ${this.device}: download it first`, "Tensor.data");
+    return h;
+  }
+  /** Where the values live: "cpu" (host memory) or, for a subclass, its device ("webgpu"). */
+  get device(): string {
+    return "cpu";
+  }
+  /** Whether the values are in host memory (`data` readable). */
+  get isHost(): boolean {
+    return this.host !== null;
+  }
   get dtype(): DType {
-    return dtypeOf(this.data);
+    return this.storageDType;
   }
   get size(): number {
-    return this.data.length;
+    return this.host ? this.host.length : sizeOf(this.shape);
   }
   get rank(): number {
     return this.shape.length;

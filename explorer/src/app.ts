@@ -2,7 +2,7 @@
  * What every view of the explorer gets: the compute backends found in this browser, the bundled
  * digit sample, and a few DOM helpers. Views are `mount(root, ctx)` functions (one file each).
  */
-import type { GpuContext } from "../../src/kernels/webgpu/index.js";
+import type { GpuContext } from "../../src/webgpu.js";
 import type { Digits } from "./digits.js";
 
 export type Compute = "cpu" | "webgpu";

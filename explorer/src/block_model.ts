@@ -150,7 +150,7 @@ export function computeBlock(
   const y = layer.forward(x);
   const K = engine.numStats(plan.shape, plan.cfg);
   const mean = new Float64Array(K), variance = new Float64Array(K);
-  engine.moments(x.data, plan.shape, plan.cfg, mean, variance);
+  engine.momentsTS(x.data, plan.shape, plan.cfg, mean, variance);
   const count = engine.statCount(plan.shape, plan.cfg);
   for (let i = 0; i < N * C; i++) statOfNC[i] = statisticOf(i * H * W, plan);
   const groups: GroupStats[] = [];

@@ -1,7 +1,8 @@
 /**
  * The "Live on MNIST" view's model, free of the DOM: a batch of digits from the bundled sample through
  * a fixed convolution (normkit's Conv2d with hand-set filters), then BatchNorm, LayerNorm,
- * InstanceNorm and GroupNorm — normkit's CPU layers, and their WebGPU twins where asked. The view
+ * InstanceNorm and GroupNorm — normkit's layers on the CPU, and copies of them moved to a WebGPU
+ * device (`await layer.to(device)`) where asked. The view
  * (live.ts) only draws what this returns.
  *
  * Running statistics of BatchNorm follow PyTorch: every training-mode forward of a NEW batch moves
@@ -10,8 +11,8 @@
  */
 import { BatchNorm2d, Conv2d, GroupNorm, InstanceNorm2d, LayerNorm, Tensor, mulberry32 } from "../../src/index.js";
 import type { Normalization } from "../../src/index.js";
-import { downloadTensor, gpuLayer, uploadTensor, writeTensor } from "../../src/kernels/webgpu/index.js";
-import type { GpuContext, GpuNormalization } from "../../src/kernels/webgpu/index.js";
+import { WebGpuDevice, writeTensor } from "../../src/webgpu.js";
+import type { GpuContext, GpuTensor } from "../../src/webgpu.js";
 import type { Digits } from "./digits.js";
 import { MNIST_MEAN, MNIST_STD } from "../../src/lab/mnist_constants.js";
 
@@ -96,8 +97,8 @@ export class LiveModel {
   /** Training-mode steps of earlier batches (warm-up included). */
   private committed = 0;
   private readonly rng = mulberry32(20240607);
-  private twins = new Map<Normalization, GpuNormalization>();
-  private twinsOf: GpuContext | null = null;
+  private twins = new Map<Normalization, Normalization>();
+  private twinsOn: WebGpuDevice | null = null;
   readonly height: number;
   readonly width: number;
 
@@ -229,19 +230,23 @@ export class LiveModel {
     return { result, conv };
   }
 
-  /** The GPU twin of a CPU layer (made again when the layer or the device changes). */
-  private twin(gpu: GpuContext, layer: Normalization): GpuNormalization {
-    if (this.twinsOf !== gpu) {
+  /** A copy of a CPU layer (same class, options and state) on the GPU, made again when the layer or the device changes. */
+  private async twin(gpu: WebGpuDevice, layer: Normalization): Promise<Normalization> {
+    if (this.twinsOn !== gpu) {
       this.twins.clear();
-      this.twinsOf = gpu;
+      this.twinsOn = gpu;
     }
     let t = this.twins.get(layer);
     if (!t) {
-      t = gpuLayer(gpu, layer) as GpuNormalization;
+      t = layer === this.bn ? new BatchNorm2d({ numFeatures: C, momentum: MOMENTUM }) : layer === this.ln ? new LayerNorm({ normalizedShape: [C, this.height, this.width] })
+        : layer === this.inorm ? new InstanceNorm2d({ numFeatures: C }) : new GroupNorm({ numGroups: this.gn.numGroups, numChannels: C });
+      t.loadStateDict(layer.stateDict());
+      await t.to(gpu);
       this.twins.set(layer, t);
     }
     return t;
   }
+  private device: WebGpuDevice | null = null;
 
   /**
    * Computes the current batch. On "webgpu" the convolution still runs on the CPU; its output is
@@ -254,23 +259,25 @@ export class LiveModel {
     const { result, conv } = this.cpu();
     if (backend === "cpu" || !gpu) return result;
     const layers: Record<Method, Normalization> = { batch_norm: this.bn, layer_norm: this.ln, instance_norm: this.inorm, group_norm: this.gn };
-    const x = uploadTensor(gpu, conv, undefined, "live conv output");
+    if (this.device?.ctx !== gpu) this.device = new WebGpuDevice(gpu);
+    const dev = this.device;
+    const x = dev.upload(conv);
     const per = result.raw.length;
     try {
       for (const m of METHODS) {
-        const t = this.twin(gpu, layers[m]);
+        const t = await this.twin(dev, layers[m]);
         if (m === "batch_norm") {
           t.train(this.bnMode === "train");
-          writeTensor(t.runningMean!, start.mean);
-          writeTensor(t.runningVar!, start.variance);
+          writeTensor(t.runningMean as GpuTensor, start.mean);
+          writeTensor(t.runningVar as GpuTensor, start.variance);
         }
-        const y = t.forward(x);
-        result.methods[m].tracked = (await downloadTensor(y)).data.slice(0, per) as Float32Array;
+        const y = t.forward(x) as GpuTensor;
+        result.methods[m].tracked = (await dev.download(y)).data.slice(0, per) as Float32Array;
         y.destroy();
       }
       if (this.bnMode === "train") {
-        const t = this.twin(gpu, this.bn);
-        this.running = { mean: (await downloadTensor(t.runningMean!)).data as Float32Array, variance: (await downloadTensor(t.runningVar!)).data as Float32Array };
+        const t = await this.twin(dev, this.bn);
+        this.running = { mean: (await dev.download(t.runningMean!)).data as Float32Array, variance: (await dev.download(t.runningVar!)).data as Float32Array };
       }
     } finally {
       x.destroy();

@@ -4,7 +4,7 @@
  * the first time it is shown.
  */
 import { backend } from "../../src/index.js";
-import { requestGpuContext, type GpuContext } from "../../src/kernels/webgpu/index.js";
+import { requestGpuContext, type GpuContext } from "../../src/webgpu.js";
 import type { Compute, ExplorerContext, MountView } from "./app.js";
 import { loadDigits } from "./digits.js";
 import { mountBlock } from "./block.js";

@@ -1,20 +1,29 @@
-/** `normkit conformance FILE [--dtype float32|float64]` */
+/** `normkit conformance FILE [--dtype float32|float64] [--backend ts|wasm|webgpu]` */
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { checkOps, formatResult, runCase } from "../conformance/runner.js";
+import { formatResult, runCase } from "../conformance/runner.js";
 import type { CaseResult } from "../conformance/runner.js";
 import type { FixtureCase } from "../conformance/fixture.js";
 import { FixtureError, validateFixture } from "../conformance/fixture.js";
+import * as backend from "../kernels/backend.js";
 import type { DType } from "../tensor.js";
 
-export const CONFORMANCE_USAGE = `usage: normkit conformance FILE [--dtype float64|float32] [--backend cpu|webgpu]
+export const CONFORMANCE_USAGE = `usage: normkit conformance FILE [--dtype float64|float32] [--backend auto|ts|wasm|webgpu]
 
 Runs every case of a reference fixture file (see test/data/FORMAT.md) and prints one line per case
-(PASS/FAIL, the worst relative error and where) and a closing "N passed, M failed".
+(PASS/FAIL, the worst relative error and where; a case the library rejects is "FAIL name: <error>")
+and a closing "N passed, M failed". A malformed file is one error line instead.
 Tolerance: 1e-9 (float64) or 1e-4 (float32) times max(1, max|want|). Exit 0 when all pass, 1 otherwise.
---backend webgpu runs the cases on the GPU through Dawn for Node (the "webgpu" package; float32 only,
-the default there) at the GPU tolerances: 1e-4, and 1e-2 on cases named *_large_offset. Without a GPU,
-Dawn runs on SwiftShader: VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json (libvulkan1 installed).`;
+--backend picks the kernel set: auto (default: WebAssembly for the float32 calls it takes, TypeScript
+for the rest), ts (the TypeScript kernels), wasm (the WebAssembly SIMD kernels; float32; a call they
+do not take falls back to TypeScript and the run says how many did), webgpu (the layers moved to a
+WebGPU device through Dawn for Node, the "webgpu" package; float32) at the GPU tolerances: 1e-4, and
+1e-2 on cases named *_large_offset. Without a GPU, Dawn runs on SwiftShader:
+VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json (libvulkan1 installed).
+--dtype defaults to float64 (auto, ts) or float32 (wasm, webgpu).`;
+
+const BACKENDS = ["auto", "ts", "wasm", "webgpu"] as const;
+type Backend = (typeof BACKENDS)[number];
 
 export async function conformance(argv: string[], log: (s: string) => void, err: (s: string) => void): Promise<number> {
   let parsed;
@@ -22,7 +31,7 @@ export async function conformance(argv: string[], log: (s: string) => void, err:
     parsed = parseArgs({
       args: argv,
       allowPositionals: true,
-      options: { dtype: { type: "string" }, backend: { type: "string", default: "cpu" }, help: { type: "boolean", short: "h" } },
+      options: { dtype: { type: "string" }, backend: { type: "string", default: "auto" }, help: { type: "boolean", short: "h" } },
     });
   } catch (e) {
     err(`normkit conformance: ${(e as Error).message}`);
@@ -37,18 +46,20 @@ export async function conformance(argv: string[], log: (s: string) => void, err:
     err(`normkit conformance: expected one FILE argument, got ${positionals.length}\n${CONFORMANCE_USAGE}`);
     return 1;
   }
-  const backend = values.backend as string;
-  if (backend !== "cpu" && backend !== "webgpu") {
-    err(`normkit conformance: --backend: expected cpu or webgpu, got "${backend}"`);
+  const kind = values.backend as string;
+  if (!(BACKENDS as readonly string[]).includes(kind)) {
+    err(`normkit conformance: --backend: expected ${BACKENDS.join(", ")}, got "${kind}"`);
     return 1;
   }
-  const dtype = (values.dtype as string | undefined) ?? (backend === "webgpu" ? "float32" : "float64");
+  const chosen = kind as Backend;
+  const f32only = chosen === "wasm" || chosen === "webgpu";
+  const dtype = (values.dtype as string | undefined) ?? (f32only ? "float32" : "float64");
   if (dtype !== "float32" && dtype !== "float64") {
     err(`normkit conformance: --dtype: expected float32 or float64, got "${dtype}"`);
     return 1;
   }
-  if (backend === "webgpu" && dtype !== "float32") {
-    err(`normkit conformance: --backend webgpu runs float32 only (WGSL has no float64), got --dtype ${dtype}`);
+  if (f32only && dtype !== "float32") {
+    err(`normkit conformance: --backend ${chosen} runs float32 only (${chosen === "webgpu" ? "WGSL has no float64" : "the WebAssembly kernels are float32"}), got --dtype ${dtype}`);
     return 1;
   }
   const file = positionals[0]!;
@@ -59,7 +70,7 @@ export async function conformance(argv: string[], log: (s: string) => void, err:
     err(`normkit conformance: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     return 1;
   }
-  let passed = 0, failed = 0;
+  let cases: FixtureCase[];
   try {
     let json: unknown;
     try {
@@ -67,20 +78,7 @@ export async function conformance(argv: string[], log: (s: string) => void, err:
     } catch (e) {
       throw new FixtureError(`${file} is not valid JSON (${(e as Error).message})`);
     }
-    const fixture = validateFixture(json);
-    checkOps(fixture);
-    let run: (c: FixtureCase) => CaseResult | Promise<CaseResult> = (c) => runCase(c, dtype as DType);
-    if (backend === "webgpu") {
-      const gpu = await webgpuRunner(err);
-      if (!gpu) return 1;
-      run = gpu;
-    }
-    for (const c of fixture.cases) {
-      const r = await run(c);
-      log(formatResult(r));
-      if (r.pass) passed++;
-      else failed++;
-    }
+    cases = validateFixture(json).cases;
   } catch (e) {
     if (e instanceof FixtureError) {
       err(`normkit conformance: malformed fixture: ${e.message}`);
@@ -88,6 +86,38 @@ export async function conformance(argv: string[], log: (s: string) => void, err:
     }
     throw e;
   }
+
+  let run: (c: FixtureCase) => CaseResult | Promise<CaseResult> = (c) => runCase(c, dtype as DType);
+  if (chosen === "webgpu") {
+    const gpu = await webgpuRunner(err);
+    if (!gpu) return 1;
+    run = gpu;
+  } else {
+    try {
+      await backend.configure({ kernels: chosen });
+    } catch (e) {
+      err(`normkit conformance: --backend ${chosen}: ${(e as Error).message}`);
+      return 1;
+    }
+  }
+  let passed = 0, failed = 0;
+  const noWasm: string[] = [];
+  for (const c of cases) {
+    const before = backend.info().wasmCalls;
+    try {
+      const r = await run(c);
+      log(formatResult(r));
+      if (r.pass) passed++;
+      else failed++;
+    } catch (e) {
+      // a case the library rejects (unknown op, impossible config, refused input): reported, and the run goes on
+      if (!(e instanceof FixtureError) && (e as Error | null)?.name !== "WebGpuError") throw e;
+      log(`FAIL  ${c.name}: ${(e as Error).message.replace(/^case "[^"]*": /, "")}`);
+      failed++;
+    }
+    if (chosen === "wasm" && backend.info().wasmCalls === before) noWasm.push(c.name);
+  }
+  if (chosen === "wasm" && noWasm.length) log(`note: ${noWasm.length} of ${cases.length} cases made no WebAssembly call (the TypeScript kernels computed them): ${noWasm.join(", ")}`);
   log(`${passed} passed, ${failed} failed`);
   return failed === 0 ? 0 : 1;
 }
@@ -95,7 +125,8 @@ export async function conformance(argv: string[], log: (s: string) => void, err:
 /** The WebGPU case runner on a Dawn-for-Node device, or null (after a one-line error) without an adapter. */
 async function webgpuRunner(err: (s: string) => void): Promise<((c: FixtureCase) => Promise<CaseResult>) | null> {
   const { createNodeGpuContext } = await import("../kernels/webgpu/node_device.js");
-  const { runCaseWebGpu, WebGpuError } = await import("../kernels/webgpu/index.js");
+  const { runCaseWebGpu } = await import("../conformance/webgpu.js");
+  const { WebGpuError } = await import("../kernels/webgpu/errors.js");
   try {
     const ctx = await createNodeGpuContext();
     return (c) => runCaseWebGpu(ctx, c);

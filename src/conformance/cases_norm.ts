@@ -5,7 +5,11 @@
  */
 import { ConfigError, ShapeError } from "../errors.js";
 import type { Module } from "../nn/module.js";
-import { BatchNorm, GroupNorm, InstanceNorm, LayerNorm, RMSNorm } from "../nn/normalization.js";
+import {
+  BatchNorm, BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, InstanceNorm, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d, LayerNorm,
+  RMSNorm,
+} from "../nn/normalization.js";
+import type { BatchNormOptions, InstanceNormOptions } from "../nn/normalization.js";
 import { SwitchableNorm, SwitchableNorm1d, SwitchableNorm2d, SwitchableNorm3d } from "../nn/switchable_norm.js";
 import { DType, Tensor } from "../tensor.js";
 import { FixtureCase, toTensor } from "./fixture.js";
@@ -27,17 +31,49 @@ function input(c: FixtureCase, name: string, dtype: DType): Tensor {
   return toTensor(t, dtype);
 }
 
+/**
+ * `config.module` (FORMAT.md): the PyTorch class a case was built with, which fixes the input ranks
+ * it accepts (InstanceNorm1d takes (C, L) unbatched). Without it the runner builds the op's general
+ * class (BatchNorm: ranks 2-5, InstanceNorm: batched ranks 3-5, Switchable Norm by rank).
+ */
+const MODULES: Readonly<Record<string, { op: string; cls?: new (o: never) => Module }>> = {
+  BatchNorm1d: { op: "batch_norm", cls: BatchNorm1d as never },
+  BatchNorm2d: { op: "batch_norm", cls: BatchNorm2d as never },
+  BatchNorm3d: { op: "batch_norm", cls: BatchNorm3d as never },
+  InstanceNorm1d: { op: "instance_norm", cls: InstanceNorm1d as never },
+  InstanceNorm2d: { op: "instance_norm", cls: InstanceNorm2d as never },
+  InstanceNorm3d: { op: "instance_norm", cls: InstanceNorm3d as never },
+  LayerNorm: { op: "layer_norm" },
+  GroupNorm: { op: "group_norm" },
+  RMSNorm: { op: "rms_norm" },
+  SwitchNorm1d: { op: "switchable_norm", cls: SwitchableNorm1d as never },
+  SwitchNorm2d: { op: "switchable_norm", cls: SwitchableNorm2d as never },
+  SwitchNorm3d: { op: "switchable_norm", cls: SwitchableNorm3d as never },
+};
+
+/** The class `config.module` names (checked against the op), or undefined without the key. */
+function moduleClass(c: FixtureCase): (new (o: never) => Module) | undefined {
+  const name = c.config["module"];
+  if (name === undefined) return undefined;
+  const m = typeof name === "string" ? MODULES[name] : undefined;
+  if (!m) throw new ConfigError("config.module", `one of ${Object.keys(MODULES).join(", ")}`, JSON.stringify(name));
+  if (m.op !== c.op) throw new ConfigError("config.module", `a module of op ${c.op}`, `${name as string} (op ${m.op})`);
+  return m.cls;
+}
+
 export function buildNormLayer(c: FixtureCase, dtype: DType): Module {
   const cfg = c.config;
   const rank = input(c, "x", dtype).rank;
+  const Cls = moduleClass(c);
+  const make = <O>(General: new (o: O) => Module, o: O): Module => new ((Cls as unknown as new (o: O) => Module) ?? General)(o);
   switch (c.op) {
     case "batch_norm":
-      return new BatchNorm({
+      return make<BatchNormOptions>(BatchNorm, {
         numFeatures: req(cfg, "num_features", c.op), eps: opt(cfg, "eps"), momentum: opt(cfg, "momentum"),
         affine: opt(cfg, "affine"), trackRunningStats: opt(cfg, "track_running_stats"), dtype,
       });
     case "instance_norm":
-      return new InstanceNorm({
+      return make<InstanceNormOptions>(InstanceNorm, {
         numFeatures: req(cfg, "num_features", c.op), eps: opt(cfg, "eps"), momentum: opt(cfg, "momentum"),
         affine: opt(cfg, "affine"), trackRunningStats: opt(cfg, "track_running_stats"), dtype,
       });
@@ -59,6 +95,7 @@ export function buildNormLayer(c: FixtureCase, dtype: DType): Module {
         usingMovingAverage: opt<boolean>(cfg, "using_moving_average"), usingBN: opt<boolean>(cfg, "using_bn"),
         lastGamma: opt<boolean>(cfg, "last_gamma"), variance: opt<"reference" | "paper">(cfg, "variance"), dtype,
       };
+      if (Cls) return make(SwitchableNorm2d, o);
       if (rank === 2) return new SwitchableNorm1d(o);
       if (rank === 4) return new SwitchableNorm2d(o);
       if (rank === 5) return new SwitchableNorm3d(o);

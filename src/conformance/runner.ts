@@ -7,7 +7,7 @@ import { NormkitError } from "../errors.js";
 import { DType, Tensor } from "../tensor.js";
 import { runCosineNormCase, runWeightNormCase } from "./cases_weight.js";
 import { runNormCase } from "./cases_norm.js";
-import { FixtureCase, FixtureError, FixtureFile } from "./fixture.js";
+import { FixtureCase, FixtureError } from "./fixture.js";
 
 export type CaseRunner = (c: FixtureCase, dtype: DType) => Record<string, Tensor>;
 
@@ -74,10 +74,16 @@ function unravel(i: number, shape: number[]): number[] {
   return at;
 }
 
+/** The function that runs a case's op; a FixtureError for an op the runner does not know. */
+export function runnerOf(c: FixtureCase): CaseRunner {
+  const run = CASE_RUNNERS[c.op];
+  if (!run) throw new FixtureError(`case "${c.name}": op: expected one of ${Object.keys(CASE_RUNNERS).join(", ")}, got "${c.op}"`);
+  return run;
+}
+
 /** Runs one case; throws FixtureError for an unknown op, NormkitError for an impossible config. */
 export function runCase(c: FixtureCase, dtype: DType): CaseResult {
-  const run = CASE_RUNNERS[c.op];
-  if (!run) throw new FixtureError(`case "${c.name}".op: expected one of ${Object.keys(CASE_RUNNERS).join(", ")}, got "${c.op}"`);
+  const run = runnerOf(c);
   let got: Record<string, Tensor>;
   try {
     got = run(c, dtype);
@@ -93,13 +99,6 @@ export function checkOutputs(c: FixtureCase, got: Record<string, Tensor>, tol: n
   const checks = Object.entries(c.outputs).map(([k, want]) => compareTensor(k, got[k], want, tol));
   const worst = checks.reduce((a, b) => (b.relError > a.relError ? b : a));
   return { name: c.name, op: c.op, pass: checks.every((k) => k.pass), worst, checks };
-}
-
-/** Checks every op is known before running anything (so a bad file fails fast, with one line). */
-export function checkOps(file: FixtureFile): void {
-  for (const c of file.cases) {
-    if (!CASE_RUNNERS[c.op]) throw new FixtureError(`case "${c.name}".op: expected one of ${Object.keys(CASE_RUNNERS).join(", ")}, got "${c.op}"`);
-  }
 }
 
 export function formatResult(r: CaseResult): string {

@@ -1,14 +1,18 @@
 /**
- * Per-call kernel selection. Mode "auto" (default) runs the WebAssembly kernels for float32 NCHW
- * views where WebAssembly SIMD and shared memory exist, and the TypeScript kernels otherwise (always
- * for float64: the exact path). "ts" forces the TypeScript kernels, "wasm" prefers WebAssembly
- * exactly as "auto" does but makes an unavailable runtime an error (tests force each path).
- * The environment variable NORMKIT_KERNELS=ts|wasm|auto sets the initial mode in Node.
+ * Which kernel set runs a call. On the host, mode "auto" (default) runs the WebAssembly kernels for
+ * float32 NCHW views where WebAssembly SIMD exists, and the TypeScript kernels otherwise (always for
+ * float64: the exact path); "ts" forces the TypeScript kernels; "wasm" prefers WebAssembly exactly
+ * as "auto" does but makes an unavailable runtime an error (tests force each path). The environment
+ * variable NORMKIT_KERNELS=ts|wasm|auto sets the initial mode in Node. Tensors on a GPU run on
+ * their device's set (src/kernels/webgpu), chosen by the device, not here.
  */
-import type { AffineKind, NormShape, StatsConfig } from "./ts/norm.js";
+import type { Tensor } from "../tensor.js";
+import type { NormKernels } from "./contract/kernels.js";
+import type { NormKernels as HostPrimitives } from "./contract/norm.js";
+import type { AffineKind, NormPlan, NormShape, StatsConfig } from "./contract/view.js";
 import type { FloatArray } from "../tensor.js";
-import type { NormKernels } from "./contract/norm.js";
-import { tsKernels } from "./ts/index.js";
+import { tsKernels, tsPrimitives } from "./ts/index.js";
+import { wasmKernelSet } from "./wasm/index.js";
 import { wasmKernels, wasmUnavailableReason } from "./wasm/wasm.js";
 
 export type KernelMode = "auto" | "wasm" | "ts";
@@ -31,9 +35,35 @@ export function setKernelMode(m: KernelMode): void {
   mode = m;
 }
 
-/** The kernels for one call. */
-export function kernelsFor(x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig, affine: AffineKind): NormKernels {
-  if (mode === "ts" || !(x instanceof Float32Array)) return tsKernels;
-  const w = wasmKernels();
-  return w && w.supports(x, shape, cfg, affine) ? w : tsKernels;
+/** The host kernel set for one call. */
+export function hostSetFor(x: Tensor, plan: NormPlan, affine: AffineKind): NormKernels {
+  if (mode === "ts") return tsKernels;
+  const w = wasmKernelSet();
+  return w && w.supports(x, plan, affine) ? w : tsKernels;
 }
+
+/** The array-level host kernels for one call (functional helpers that work on plain typed arrays). */
+export function hostPrimitivesFor(x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig, affine: AffineKind): HostPrimitives {
+  if (mode === "ts" || !(x instanceof Float32Array)) return tsPrimitives;
+  const w = wasmKernels();
+  return w && w.supports(x, shape, cfg, affine) ? w : tsPrimitives;
+}
+
+/**
+ * The kernels of host tensors: each call goes to the set {@link hostSetFor} picks. The sets share
+ * their statistics, scratch and work types (src/kernels/ts/host_set.ts), so one layer's calls may
+ * run on different sets.
+ */
+export const cpuKernels: NormKernels = {
+  name: "ts",
+  supports: (x) => x.isHost,
+  createStats: tsKernels.createStats,
+  createScratch: tsKernels.createScratch,
+  createSwitchWork: tsKernels.createSwitchWork,
+  forwardTrain: (o) => hostSetFor(o.x, o.plan, o.affine).forwardTrain(o),
+  statsFromRunning: (o) => tsKernels.statsFromRunning(o),
+  normalize: (o) => hostSetFor(o.x, o.plan, o.affine).normalize(o),
+  backward: (o) => hostSetFor(o.x, o.plan, o.affine).backward(o),
+  switchForward: (o) => hostSetFor(o.x, o.plan, "channel").switchForward(o),
+  switchBackward: (o) => hostSetFor(o.x, o.plan, "channel").switchBackward(o),
+};

@@ -7,8 +7,13 @@
  * - `training` is explicit: `train()` / `eval()` switch it; nothing is global.
  * - `stateDict()` / `loadStateDict()` use PyTorch's key names, so weights move both ways.
  * - Every public method validates all its input before it mutates anything.
+ * - A module lives on one device (`cpu` by default); `await module.to(device)` moves its
+ *   parameters, gradients and buffers there (see src/kernels/contract/device.ts). Its inputs must
+ *   be tensors of that device; a tensor of another gets a DeviceError naming both.
  */
-import { StateDictError, StateError, fmtShape } from "../errors.js";
+import { DeviceError, StateDictError, StateError, fmtShape } from "../errors.js";
+import type { Device } from "../kernels/contract/device.js";
+import { cpu } from "../kernels/cpu.js";
 import { DType, Tensor, sameShape } from "../tensor.js";
 
 export interface Parameter {
@@ -20,12 +25,117 @@ export function makeParameter(shape: readonly number[], dtype: DType, fill: numb
   return { value: Tensor.full(shape, fill, dtype), grad: Tensor.zeros(shape, dtype) };
 }
 
+/** A parameter whose tensors a module replaces when it moves to another device. */
+type MovableParameter = { value: Tensor; grad: Tensor };
+
 export abstract class Module {
   training = true;
   readonly dtype: DType;
+  private currentDevice: Device = cpu;
 
   constructor(dtype: DType) {
     this.dtype = dtype;
+  }
+
+  /** Where this module's tensors live and its kernels run (`cpu` until `to()` moves it). */
+  get device(): Device {
+    return this.currentDevice;
+  }
+
+  /** The modules this one contains (containers override it); `to()` moves them too. */
+  children(): Module[] {
+    return [];
+  }
+
+  /**
+   * Why this module cannot live on `device`, or null when it can. The default: host only.
+   * Layers with kernels for another device override it.
+   */
+  protected deviceProblem(device: Device): string | null {
+    return device.type === "cpu" ? null : `${this.constructor.name} has no ${device.type} kernels yet`;
+  }
+
+  /**
+   * Moves this module and its children to `device` — parameters, gradients and buffers — and
+   * returns it (the same object, as PyTorch's `module.to(device)`). Every module is checked first,
+   * so a refusal changes nothing. Host → GPU uploads; GPU → host reads back, hence a Promise.
+   * Host-side counters (num_batches_tracked) stay on the host. Optimizers hold the parameter
+   * objects, which stay the same: their `value` and `grad` are replaced.
+   */
+  async to(device: Device): Promise<this> {
+    const all = this.modules();
+    for (const m of all) {
+      const why = m.deviceProblem(device);
+      if (why) throw new DeviceError("device", `a device ${m.constructor.name} supports`, `${device.label} (${why})`, `${m.constructor.name}.to`);
+      if (!device.dtypes.includes(m.dtype)) {
+        throw new DeviceError("dtype", `one of ${device.dtypes.join(", ")} on ${device.label}`, `${m.dtype} (build the module with dtype "${device.dtypes[0]}")`, `${m.constructor.name}.to`);
+      }
+    }
+    for (const m of all) {
+      if (m.currentDevice === device) continue;
+      const from = m.currentDevice;
+      const move = async (t: Tensor): Promise<Tensor> => {
+        if (device.holds(t)) return t;
+        const host = from.type === "cpu" ? t : await from.download(t, m.dtype);
+        return device.type === "cpu" ? (host === t ? t.clone(m.dtype) : host) : device.upload(host, m.dtype);
+      };
+      const moved: [MovableParameter, Tensor, Tensor][] = [];
+      for (const p of Object.values(m.ownParameters())) moved.push([p as MovableParameter, await move(p.value), await move(p.grad)]);
+      const buffers = await m.moveBuffers(move);
+      // every transfer has succeeded: now swap them in
+      for (const [p, v, g] of moved) {
+        p.value = v;
+        p.grad = g;
+      }
+      buffers();
+      m.currentDevice = device;
+      m.movedTo(device);
+    }
+    return this;
+  }
+
+  /** This module and every descendant, each once. */
+  modules(): Module[] {
+    const out: Module[] = [];
+    const seen = new Set<Module>();
+    const visit = (m: Module) => {
+      if (seen.has(m)) return;
+      seen.add(m);
+      out.push(m);
+      for (const c of m.children()) visit(c);
+    };
+    visit(this);
+    return out;
+  }
+
+  /** The parameters this module holds itself (not its children's); by default all of namedParameters(). */
+  protected ownParameters(): Record<string, Parameter> {
+    return this.children().length ? {} : this.namedParameters();
+  }
+
+  /**
+   * Moves the buffers this module holds itself with `move` and returns a function that installs
+   * the moved tensors (called once every transfer has succeeded). Default: none.
+   */
+  protected async moveBuffers(_move: (t: Tensor) => Promise<Tensor>): Promise<() => void> {
+    return () => {};
+  }
+
+  /** Called after a move (layers drop device-specific caches here). */
+  protected movedTo(_device: Device): void {}
+
+  /** Throws a DeviceError unless `t` lives on this module's device. */
+  protected checkDevice(t: Tensor, name: string, method: string): void {
+    if (!this.currentDevice.holds(t)) {
+      throw new DeviceError(name, `a tensor on ${this.currentDevice.label} (the layer's device)`, `a tensor on ${t.device}`, `${this.constructor.name}.${method}`);
+    }
+  }
+
+  /** Throws a DeviceError for host-only methods on a module that lives elsewhere. */
+  protected requireHost(method: string): void {
+    if (this.currentDevice.type !== "cpu") {
+      throw new DeviceError("module", "a module on the host", `a module on ${this.currentDevice.label} (await module.to(cpu) first)`, `${this.constructor.name}.${method}`);
+    }
   }
 
   abstract forward(x: Tensor): Tensor;
@@ -50,12 +160,14 @@ export abstract class Module {
     return Object.values(this.namedParameters());
   }
 
+  /** Sets every gradient to 0 (on the module's device). */
   zeroGrad(): void {
-    for (const p of this.parameters()) p.grad.data.fill(0);
+    for (const m of this.modules()) for (const p of Object.values(m.ownParameters())) m.currentDevice.fillZero(p.grad);
   }
 
-  /** Parameters and buffers, by PyTorch key name. The tensors are copies. */
+  /** Parameters and buffers, by PyTorch key name. The tensors are host copies (a module on the host only). */
   stateDict(): Record<string, Tensor> {
+    for (const m of this.modules()) m.requireHost("stateDict");
     const out: Record<string, Tensor> = {};
     for (const [k, p] of Object.entries(this.namedParameters())) out[k] = p.value.clone();
     for (const [k, b] of Object.entries(this.namedBuffers())) out[k] = b.clone();
@@ -69,6 +181,7 @@ export abstract class Module {
    * a scalar of shape [] (PyTorch's) or [1].
    */
   loadStateDict(state: Record<string, Tensor | { shape: readonly number[]; data: ArrayLike<number> }>, options: { strict?: boolean } = {}): void {
+    for (const m of this.modules()) m.requireHost("loadStateDict");
     const strict = options.strict ?? true;
     const targets: Record<string, Tensor> = {};
     for (const [k, p] of Object.entries(this.namedParameters())) targets[k] = p.value;

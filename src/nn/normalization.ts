@@ -1,23 +1,23 @@
 /**
- * BatchNorm, InstanceNorm, GroupNorm, LayerNorm and RMSNorm: one layer class over the statistics
- * engine, each method a small subclass that says how an input maps to the engine's view
- * ({@link NormPlan}), the affine shape and the running-statistics policy.
+ * BatchNorm, InstanceNorm, GroupNorm, LayerNorm and RMSNorm: one layer class over the kernel
+ * contract, each method a small subclass that says how an input maps to the kernels' view
+ * ({@link NormPlan}), the affine shape and the running-statistics policy. The same object runs on
+ * every device (`await layer.to(device)`): its checks, plan and running policy exist once, here;
+ * the device's kernel set computes (src/kernels/contract/kernels.ts).
  */
-import {
-  AffineKind, BackwardScratch, NormShape, StatsConfig, forwardTrain, makeBackwardScratch, normalizeBackward,
-  normalizeForward, numStats, statCount,
-} from "../kernels/ts/norm.js";
-import { updateRunningBatch, updateRunningInstance } from "../kernels/ts/running.js";
+import type { BackwardArgs, ForwardTrainArgs, NormKernels, RunningUpdate, Scratch, Stats } from "../kernels/contract/kernels.js";
+import type { Device } from "../kernels/contract/device.js";
+import { AffineKind, NormPlan, NormShape, StatsConfig, numStats, statCount } from "../kernels/contract/view.js";
+import type { HostStats } from "../kernels/ts/host_set.js";
 import { ConfigError, ShapeError, fmtShape } from "../errors.js";
 import { DType, Tensor, sameShape, sizeOf } from "../tensor.js";
 import { Module, Parameter, makeParameter, requireCache } from "./module.js";
 import { checkBool, checkDType, checkEps, checkInput, checkMomentum, checkPositiveInt, checkShapeList } from "./validate.js";
 
-/** How one input maps onto the engine. */
-export interface NormPlan {
-  readonly shape: NormShape;
-  readonly cfg: StatsConfig;
-}
+export type { NormPlan } from "../kernels/contract/view.js";
+
+/** The kernels' argument objects are reused from call to call (a call allocates nothing). */
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 /** Running-statistics policy: none, per channel over (N, S) (BatchNorm), or per instance averaged over N. */
 export type RunningPolicy = "none" | "batch" | "instance";
@@ -25,8 +25,7 @@ export type RunningPolicy = "none" | "batch" | "instance";
 interface ForwardCache {
   x: Tensor;
   plan: NormPlan;
-  mean: Float64Array;
-  rstd: Float64Array;
+  stats: Stats;
   fixed: boolean;
 }
 
@@ -40,7 +39,7 @@ export interface CommonOptions {
 }
 
 /**
- * The shared layer. Subclasses provide `plan(x)` (validate x, return the engine view) and set the
+ * The shared layer. Subclasses provide `plan(x)` (validate x, return the kernels' view) and set the
  * affine kind, affine shape and running policy in their constructor.
  */
 export abstract class Normalization extends Module {
@@ -48,22 +47,26 @@ export abstract class Normalization extends Module {
   readonly momentum: number | null;
   readonly weight: Parameter | null;
   readonly bias: Parameter | null;
-  readonly runningMean: Tensor | null;
-  readonly runningVar: Tensor | null;
+  /** Host-side count of training batches (PyTorch's num_batches_tracked); stays on the host on every device. */
   readonly numBatchesTracked: Tensor | null;
   protected readonly affineKind: AffineKind;
   protected readonly runningPolicy: RunningPolicy;
+  private running: { mean: Tensor; variance: Tensor } | null;
   private cache: ForwardCache | null = null;
-  private scratch: BackwardScratch | null = null;
   // Reused between calls so that forward / backward with `out` allocate nothing: the statistics
-  // arrays (replaced instead of overwritten once lastStatistics() has handed them out), the
-  // variance, and the plan of the last input shape.
-  private statsMean: Float64Array | null = null;
-  private statsRstd: Float64Array | null = null;
-  private statsVar: Float64Array | null = null;
+  // (replaced instead of overwritten once lastStatistics() has handed them out), the scratch, and
+  // the plan of the last input shape. All belong to the current device's kernel set.
+  private stats: Stats | null = null;
   private statsExposed = false;
+  private scratch: Scratch | null = null;
   private lastPlan: NormPlan | null = null;
   private lastFixedPlan: NormPlan | null = null;
+  private lastShape: readonly number[] | null = null;
+  private lastRank = -1;
+  private fwdArgs: Mutable<ForwardTrainArgs> | null = null;
+  private bwdArgs: Mutable<BackwardArgs> | null = null;
+  private runArgs: Mutable<RunningUpdate> | null = null;
+  private evalArgs: { runningMean: Tensor; runningVar: Tensor; eps: number; stats: Stats } | null = null;
 
   protected constructor(init: {
     dtype: DType;
@@ -85,13 +88,21 @@ export abstract class Normalization extends Module {
     this.bias = init.bias ? makeParameter(init.affineShape, init.dtype, 0) : null;
     this.runningPolicy = init.running;
     const track = init.running !== "none";
-    this.runningMean = track ? Tensor.zeros([init.runningSize], init.dtype) : null;
-    this.runningVar = track ? Tensor.full([init.runningSize], 1, init.dtype) : null;
+    this.running = track ? { mean: Tensor.zeros([init.runningSize], init.dtype), variance: Tensor.full([init.runningSize], 1, init.dtype) } : null;
     this.numBatchesTracked = track ? Tensor.zeros([], "float64") : null;
   }
 
-  /** Validates x and maps it onto the engine. */
+  /** Validates x and maps it onto the kernels. */
   protected abstract plan(x: Tensor): NormPlan;
+
+  /** running_mean (on the layer's device), or null without running statistics. */
+  get runningMean(): Tensor | null {
+    return this.running?.mean ?? null;
+  }
+  /** running_var (unbiased, on the layer's device), or null. */
+  get runningVar(): Tensor | null {
+    return this.running?.variance ?? null;
+  }
 
   override namedParameters(): Record<string, Parameter> {
     const out: Record<string, Parameter> = {};
@@ -100,20 +111,47 @@ export abstract class Normalization extends Module {
     return out;
   }
   override namedBuffers(): Record<string, Tensor> {
-    if (!this.runningMean || !this.runningVar || !this.numBatchesTracked) return {};
-    return { running_mean: this.runningMean, running_var: this.runningVar, num_batches_tracked: this.numBatchesTracked };
+    if (!this.running || !this.numBatchesTracked) return {};
+    return { running_mean: this.running.mean, running_var: this.running.variance, num_batches_tracked: this.numBatchesTracked };
+  }
+
+  protected override deviceProblem(device: Device): string | null {
+    if (device.type === "cpu") return null;
+    if ((this as { channelsLast?: boolean }).channelsLast) return `channelsLast is not implemented by the ${device.type} kernels`;
+    return null;
+  }
+  protected override async moveBuffers(move: (t: Tensor) => Promise<Tensor>): Promise<() => void> {
+    const r = this.running;
+    if (!r) return () => {};
+    const mean = await move(r.mean), variance = await move(r.variance);
+    return () => {
+      this.running = { mean, variance };
+    };
+  }
+  protected override movedTo(): void {
+    this.cache = null;
+    this.stats = null;
+    this.scratch = null;
+    this.fwdArgs = this.bwdArgs = this.runArgs = this.evalArgs = null;
   }
 
   /** Restores running_mean = 0, running_var = 1, num_batches_tracked = 0. */
   resetRunningStats(): void {
-    this.runningMean?.data.fill(0);
-    this.runningVar?.data.fill(1);
+    const r = this.running;
+    if (!r) return;
+    const d = this.device;
+    if (d.type === "cpu") {
+      r.mean.data.fill(0);
+      r.variance.data.fill(1);
+    } else {
+      this.running = { mean: d.upload(Tensor.zeros(r.mean.shape, this.dtype)), variance: d.upload(Tensor.full(r.variance.shape, 1, this.dtype)) };
+    }
     this.numBatchesTracked?.data.fill(0);
   }
 
   /**
-   * Which values of x share one statistic: the engine's view of x ({@link NormPlan}: N, C, S and
-   * the statistics configuration). Statistic k of the engine's arrays (and of lastStatistics())
+   * Which values of x share one statistic: the kernels' view of x ({@link NormPlan}: N, C, S and
+   * the statistics configuration). Statistic k of the kernels' arrays (and of lastStatistics())
    * belongs to sample n, channel group g = floor(c / groupSize) as k = n * (C / groupSize) + g when
    * perSample, else k = g. Validates x as forward does; changes nothing.
    */
@@ -123,7 +161,7 @@ export abstract class Normalization extends Module {
 
   /** Whether this call normalises with the running statistics instead of the input's. */
   private usesRunning(): boolean {
-    return !this.training && this.runningMean !== null;
+    return !this.training && this.running !== null;
   }
 
   /** The plan of x: the last one when x has the same shape and dtype (validation gives the same answer). */
@@ -137,22 +175,36 @@ export abstract class Normalization extends Module {
     this.lastRank = x.rank;
     return plan;
   }
-  private lastShape: readonly number[] | null = null;
   /** "Class.method", for error messages (built only when an error is thrown). */
   private where(method: string): string {
     return `${this.constructor.name}.${method}`;
   }
-  private lastRank = -1;
+
+  private checkOut(out: Tensor, like: Tensor, method: string): void {
+    this.checkDevice(out, "out", method);
+    if (!sameShape(out.shape, like.shape) || out.dtype !== this.dtype) {
+      throw new ShapeError("out", `a ${this.dtype} tensor of shape ${fmtShape(like.shape)}`, `${out.dtype} ${fmtShape(out.shape)}`, this.where(method));
+    }
+  }
+
+  /** Statistics of K groups from the device's kernels, reused while K stays. */
+  private statsFor(kernels: NormKernels, K: number): Stats {
+    if (this.statsExposed || !this.stats || this.stats.count !== K) {
+      this.stats = kernels.createStats(K);
+      this.statsExposed = false;
+    }
+    return this.stats;
+  }
 
   forward(x: Tensor, out?: Tensor): Tensor {
+    this.checkDevice(x, "x", "forward");
     const plan0 = this.planFor(x);
-    if (out && (!sameShape(out.shape, x.shape) || out.dtype !== this.dtype)) {
-      throw new ShapeError("out", `a ${this.dtype} tensor of shape ${fmtShape(x.shape)}`, `${out.dtype} ${fmtShape(out.shape)}`, this.where("forward"));
-    }
+    if (out) this.checkOut(out, x, "forward");
     const fixed = this.usesRunning();
     const { shape } = plan0;
-    let cfg = plan0.cfg;
-    if (!fixed) {
+    const empty = x.size === 0;
+    if (!fixed && !empty) {
+      const cfg = plan0.cfg;
       // PyTorch's checks: a batch statistic needs more than one value, an instance one more than one position.
       if (this.runningPolicy === "batch" || (!cfg.perSample && cfg.groupSize === 1)) {
         if (statCount(shape, cfg) <= 1) throw new ShapeError("x", "more than 1 value per channel when training", `shape ${fmtShape(x.shape)}`, this.where("forward"));
@@ -160,43 +212,90 @@ export abstract class Normalization extends Module {
       if (this.runningPolicy === "instance" || this.isInstance()) {
         if (shape.S <= 1) throw new ShapeError("x", "more than 1 spatial element when training", `shape ${fmtShape(x.shape)}`, this.where("forward"));
       }
-    } else {
-      cfg = RUNNING_CFG; // one statistic per channel: the running one
     }
-    const plan = fixed ? (this.lastFixedPlan ??= { shape, cfg }) : plan0;
-    const K = numStats(shape, cfg);
-    if (this.statsExposed || !this.statsMean || this.statsMean.length !== K) {
-      this.statsMean = new Float64Array(K);
-      this.statsRstd = new Float64Array(K);
-      this.statsExposed = false;
+    const plan = fixed ? (this.lastFixedPlan ??= { shape, cfg: RUNNING_CFG }) : plan0;
+    const device = this.device;
+    const y = out ?? device.zeros(x.shape, this.dtype);
+    const running = this.training ? this.runningUpdate() : null;
+    if (empty) {
+      // PyTorch: an empty batch gives an empty output; a tracking BatchNorm in training still counts it
+      // (its running statistics stay as they are).
+      this.cache = { x, plan, stats: this.statsFor(device.kernels, 0), fixed };
+      return y;
     }
-    const mean = this.statsMean, rstd = this.statsRstd!;
-    const y = out ?? Tensor.zeros(x.shape, this.dtype);
-    const weight = this.weight?.value.data ?? null, bias = this.bias?.value.data ?? null;
+    const kernels = device.kernels;
+    const stats = this.statsFor(kernels, numStats(shape, plan.cfg));
+    const weight = this.weight?.value ?? null, bias = this.bias?.value ?? null;
+    this.scratch ??= kernels.createScratch();
+    const a = (this.fwdArgs ??= this.makeForwardArgs(y, x, plan, stats, weight, bias, running, this.scratch));
+    a.y = y;
+    a.x = x;
+    a.plan = plan;
+    a.stats = stats;
+    a.weight = weight;
+    a.bias = bias;
+    a.running = running;
+    a.scratch = this.scratch;
     if (fixed) {
-      const rm = this.runningMean!.data, rv = this.runningVar!.data;
-      for (let c = 0; c < K; c++) {
-        mean[c] = rm[c]!;
-        rstd[c] = 1 / Math.sqrt(rv[c]! + this.eps);
-      }
-      normalizeForward(y.data, x.data, shape, cfg, mean, rstd, this.affineKind, weight, bias);
+      const e = (this.evalArgs ??= { runningMean: this.running!.mean, runningVar: this.running!.variance, eps: this.eps, stats });
+      e.runningMean = this.running!.mean;
+      e.runningVar = this.running!.variance;
+      e.stats = stats;
+      kernels.statsFromRunning(e);
+      kernels.normalize(a);
     } else {
-      if (!this.statsVar || this.statsVar.length !== K) this.statsVar = new Float64Array(K);
-      const variance = this.statsVar;
-      forwardTrain(y.data, x.data, shape, cfg, this.eps, this.affineKind, weight, bias, mean, variance, rstd);
-      if (this.training) this.updateRunning(shape, cfg, mean, variance);
+      kernels.forwardTrain(a);
     }
     const c = this.cache;
     if (c) {
       c.x = x;
       c.plan = plan;
-      c.mean = mean;
-      c.rstd = rstd;
+      c.stats = stats;
       c.fixed = fixed;
     } else {
-      this.cache = { x, plan, mean, rstd, fixed };
+      this.cache = { x, plan, stats, fixed };
     }
     return y;
+  }
+
+  /**
+   * The reused argument object of forward. Its `eps` field is created holding null, then set: a
+   * field that has held a non-number keeps its number as a boxed constant that calls take as it is,
+   * where a field created with a double is stored unboxed and re-boxed (allocated) at every call
+   * that passes it on.
+   */
+  private makeForwardArgs(
+    y: Tensor, x: Tensor, plan: NormPlan, stats: Stats, weight: Tensor | null, bias: Tensor | null, running: RunningUpdate | null,
+    scratch: Scratch,
+  ): Mutable<ForwardTrainArgs> {
+    const a: Mutable<ForwardTrainArgs> = { y, x, plan, stats, affine: this.affineKind, weight, bias, eps: null as unknown as number, running, scratch };
+    a.eps = this.eps;
+    return a;
+  }
+
+  /**
+   * The running update of a training forward (counting the batch in num_batches_tracked), or null
+   * without running statistics.
+   */
+  private runningUpdate(): RunningUpdate | null {
+    const r = this.running;
+    if (this.runningPolicy === "none" || !r) return null;
+    let u = this.runArgs;
+    if (!u) {
+      // PyTorch's InstanceNorm does not count batches; it passes momentum null on as 0.0
+      // (torch/nn/modules/instancenorm.py: `self.momentum if self.momentum is not None else 0.0`),
+      // so the running statistics stay where they are. (factor: created null, see makeForwardArgs)
+      u = this.runArgs = { mean: r.mean, variance: r.variance, policy: this.runningPolicy, factor: null as unknown as number };
+      u.factor = this.momentum ?? 0;
+    }
+    u.mean = r.mean;
+    u.variance = r.variance;
+    const nbt = this.numBatchesTracked!;
+    if (this.runningPolicy === "batch") {
+      nbt.data[0] = nbt.data[0]! + 1;
+      if (this.momentum === null) u.factor = 1 / nbt.data[0]!; // cumulative average
+    }
+    return u;
   }
 
   /**
@@ -205,47 +304,43 @@ export abstract class Normalization extends Module {
    */
   backward(dy: Tensor, out?: Tensor): Tensor {
     const c = this.cache ?? requireCache<ForwardCache>(null, this.where("backward"));
+    this.checkDevice(dy, "dy", "backward");
     if (dy.dtype !== this.dtype) throw new ConfigError("dy.dtype", `${this.dtype} (the layer's dtype)`, dy.dtype, this.where("backward"));
     if (!sameShape(dy.shape, c.x.shape)) throw new ShapeError("dy", `shape ${fmtShape(c.x.shape)} (the input's)`, `shape ${fmtShape(dy.shape)}`, this.where("backward"));
-    if (out && (!sameShape(out.shape, c.x.shape) || out.dtype !== this.dtype)) {
-      throw new ShapeError("out", `a ${this.dtype} tensor of shape ${fmtShape(c.x.shape)}`, `${out.dtype} ${fmtShape(out.shape)}`, this.where("backward"));
-    }
-    const { shape, cfg } = c.plan;
-    const K = numStats(shape, cfg);
-    const P = this.weight ? this.weight.value.size : this.affineKind === "channel" ? shape.C : shape.C * shape.S;
-    if (!this.scratch || this.scratch.sumG.length < K || this.scratch.dw.length < P) this.scratch = makeBackwardScratch(K, P);
-    const dx = out ?? Tensor.zeros(c.x.shape, this.dtype);
-    normalizeBackward(
-      dx.data, this.weight?.grad.data ?? null, this.bias?.grad.data ?? null, dy.data, c.x.data, shape, cfg, c.mean, c.rstd,
-      this.affineKind, this.weight?.value.data ?? null, c.fixed, this.scratch,
-    );
+    if (out) this.checkOut(out, c.x, "backward");
+    const dx = out ?? this.device.zeros(c.x.shape, this.dtype);
+    if (c.x.size === 0) return dx;
+    const kernels = this.device.kernels;
+    this.scratch ??= kernels.createScratch();
+    const a = (this.bwdArgs ??= {
+      dx, dweight: null, dbias: null, dy, x: c.x, plan: c.plan, stats: c.stats, affine: this.affineKind, weight: null, fixedStats: c.fixed,
+      scratch: this.scratch,
+    });
+    a.dx = dx;
+    a.dweight = this.weight?.grad ?? null;
+    a.dbias = this.bias?.grad ?? null;
+    a.dy = dy;
+    a.x = c.x;
+    a.plan = c.plan;
+    a.stats = c.stats;
+    a.weight = this.weight?.value ?? null;
+    a.fixedStats = c.fixed;
+    a.scratch = this.scratch;
+    kernels.backward(a);
     return dx;
   }
 
-  /** The statistics of the last forward (per statistic group): mean and 1/sqrt(var + eps). */
+  /** The statistics of the last forward (per statistic group): mean and 1/sqrt(var + eps). Host layers only. */
   lastStatistics(): { mean: Float64Array; rstd: Float64Array } | null {
+    this.requireHost("lastStatistics");
     if (!this.cache) return null;
     this.statsExposed = true; // the next forward writes fresh arrays
-    return { mean: this.cache.mean, rstd: this.cache.rstd };
+    const st = this.cache.stats as HostStats;
+    return { mean: st.mean, rstd: st.rstd };
   }
 
   protected isInstance(): boolean {
     return false;
-  }
-
-  private updateRunning(shape: NormShape, cfg: StatsConfig, mean: Float64Array, variance: Float64Array): void {
-    if (this.runningPolicy === "none" || !this.runningMean || !this.runningVar) return;
-    const nbt = this.numBatchesTracked!;
-    if (this.runningPolicy === "batch") {
-      nbt.data[0] = nbt.data[0]! + 1;
-      const factor = this.momentum ?? 1 / nbt.data[0]!;
-      updateRunningBatch(this.runningMean.data, this.runningVar.data, mean, variance, shape.C, statCount(shape, cfg), factor);
-    } else {
-      // PyTorch's InstanceNorm does not count batches; it passes momentum null on as 0.0
-      // (torch/nn/modules/instancenorm.py: `self.momentum if self.momentum is not None else 0.0`),
-      // so the running statistics stay where they are.
-      updateRunningInstance(this.runningMean.data, this.runningVar.data, mean, variance, shape.N, shape.C, shape.S, this.momentum ?? 0);
-    }
   }
 }
 
@@ -253,18 +348,16 @@ export abstract class Normalization extends Module {
 // Shape helpers
 
 /** [N, C, *spatial] or, channels-last, [N, *spatial, C] → engine view with one channel axis. */
-function channelView(x: Tensor, numChannels: number, channelsLast: boolean, ctx: string, param = "num_features"): NormShape {
-  const N = x.shape[0]!;
-  const C = channelsLast && x.rank > 2 ? x.shape[x.rank - 1]! : x.shape[1]!;
+function channelView(shapeOf: readonly number[], numChannels: number, channelsLast: boolean, ctx: string, param = "num_features", shown = shapeOf): NormShape {
+  const rank = shapeOf.length;
+  const N = shapeOf[0]!;
+  const C = channelsLast && rank > 2 ? shapeOf[rank - 1]! : shapeOf[1]!;
   if (C !== numChannels) {
-    throw new ShapeError("x", `${numChannels} channels (${param}) at dim ${channelsLast && x.rank > 2 ? x.rank - 1 : 1}`, `${C} (shape ${fmtShape(x.shape)})`, ctx);
+    const dim = (channelsLast && rank > 2 ? rank - 1 : 1) - (rank - shown.length);
+    throw new ShapeError("x", `${numChannels} channels (${param}) at dim ${dim}`, `${C} (shape ${fmtShape(shown)})`, ctx);
   }
-  const S = x.size / Math.max(1, N * C) || 0;
-  return { N, C, S: N * C === 0 ? 0 : S, channelsLast: channelsLast && x.rank > 2 };
-}
-
-function checkNonEmpty(x: Tensor, ctx: string): void {
-  if (x.size === 0) throw new ShapeError("x", "a non-empty tensor", `shape ${fmtShape(x.shape)}`, ctx);
+  const S = N * C === 0 ? 0 : sizeOf(shapeOf) / (N * C);
+  return { N, C, S, channelsLast: channelsLast && rank > 2 };
 }
 
 /** BatchNorm and InstanceNorm share their options; they differ in defaults and running policy. */
@@ -291,18 +384,24 @@ function channelNormInit(
   return { numFeatures, channelsLast: checkBool(o.channelsLast ?? false, "channelsLast", ctx), init };
 }
 
-/** Validates x for a per-channel method and maps it onto the engine: BN (shared over N) or IN (per sample). */
+/**
+ * Validates x for a per-channel method and maps it onto the kernels: BN (shared over N) or IN (per
+ * sample). An input of rank `unbatchedRank` has no batch dim (PyTorch's InstanceNorm1d/2d/3d take
+ * (C, L), (C, H, W), (C, D, H, W)): it is viewed as a batch of one.
+ */
 function channelPlan(
   layer: Normalization & { numFeatures: number; channelsLast: boolean },
   x: Tensor,
   minRank: number,
   maxRank: number,
   perSample: boolean,
+  unbatchedRank = -1,
 ): NormPlan {
   const ctx = `${layer.constructor.name}.forward`;
   checkInput(x, layer.dtype, minRank, maxRank, ctx);
-  checkNonEmpty(x, ctx);
-  return { shape: channelView(x, layer.numFeatures, layer.channelsLast, ctx), cfg: { perSample, groupSize: 1, center: true } };
+  const cfg = { perSample, groupSize: 1, center: true };
+  if (x.rank === unbatchedRank) return { shape: channelView([1, ...x.shape], layer.numFeatures, layer.channelsLast, ctx, "num_features", x.shape), cfg };
+  return { shape: channelView(x.shape, layer.numFeatures, layer.channelsLast, ctx), cfg };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -377,12 +476,17 @@ export interface InstanceNormOptions extends CommonOptions {
   channelsLast?: boolean;
 }
 
-/** InstanceNorm over [N,C,L], [N,C,H,W] or [N,C,D,H,W]: statistics per sample and channel. */
+/**
+ * InstanceNorm over [N,C,L], [N,C,H,W] or [N,C,D,H,W]: statistics per sample and channel.
+ * InstanceNorm1d/2d/3d also take an unbatched input ((C, L), (C, H, W), (C, D, H, W)), as PyTorch's.
+ */
 export class InstanceNorm extends Normalization {
   readonly numFeatures: number;
   readonly channelsLast: boolean;
   protected readonly minRank: number = 3;
   protected readonly maxRank: number = 5;
+  /** Rank of an input without a batch dim (-1: none accepted). */
+  protected readonly unbatchedRank: number = -1;
 
   constructor(options: InstanceNormOptions) {
     const ctx = new.target.name;
@@ -397,19 +501,26 @@ export class InstanceNorm extends Normalization {
   }
 
   protected plan(x: Tensor): NormPlan {
-    return channelPlan(this, x, this.minRank, this.maxRank, true);
+    return channelPlan(this, x, this.minRank, this.maxRank, true, this.unbatchedRank);
   }
 }
+/** [N, C, L], or (C, L) unbatched. */
 export class InstanceNorm1d extends InstanceNorm {
+  protected override readonly minRank = 2;
   protected override readonly maxRank = 3;
+  protected override readonly unbatchedRank = 2;
 }
+/** [N, C, H, W], or (C, H, W) unbatched. */
 export class InstanceNorm2d extends InstanceNorm {
-  protected override readonly minRank = 4;
+  protected override readonly minRank = 3;
   protected override readonly maxRank = 4;
+  protected override readonly unbatchedRank = 3;
 }
+/** [N, C, D, H, W], or (C, D, H, W) unbatched. */
 export class InstanceNorm3d extends InstanceNorm {
-  protected override readonly minRank = 5;
+  protected override readonly minRank = 4;
   protected override readonly maxRank = 5;
+  protected override readonly unbatchedRank = 4;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -460,8 +571,7 @@ export class GroupNorm extends Normalization {
   protected plan(x: Tensor): NormPlan {
     const ctx = `${this.constructor.name}.forward`;
     checkInput(x, this.dtype, 2, 5, ctx);
-    checkNonEmpty(x, ctx);
-    const shape = channelView(x, this.numChannels, this.channelsLast, ctx, "num_channels");
+    const shape = channelView(x.shape, this.numChannels, this.channelsLast, ctx, "num_channels");
     return { shape, cfg: { perSample: true, groupSize: this.numChannels / this.numGroups, center: true } };
   }
 }
@@ -475,7 +585,6 @@ function trailingView(x: Tensor, normalizedShape: readonly number[], dtype: DTyp
   if (!sameShape(tail, normalizedShape)) {
     throw new ShapeError("x", `trailing dims ${fmtShape(normalizedShape)} (normalizedShape)`, `shape ${fmtShape(x.shape)}`, ctx);
   }
-  checkNonEmpty(x, ctx);
   const K = sizeOf(normalizedShape);
   return { N: x.size / K, C: 1, S: K, channelsLast: false };
 }

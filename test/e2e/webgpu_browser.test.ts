@@ -20,7 +20,7 @@ const MIME: Record<string, string> = { ".js": "text/javascript", ".json": "appli
 
 /** The page: imports the compiled modules, runs the cases on navigator.gpu and on the CPU, reports. */
 const PAGE = `<!doctype html><meta charset="utf-8"><title>normkit webgpu</title><script type="module">
-import { requestGpuContext, computeCaseWebGpu, gpuTolerance, gpuLayer, uploadTensor, downloadTensor } from "/dist/src/kernels/webgpu/index.js";
+import { requestGpuContext, computeCaseWebGpu, gpuTolerance, WebGpuDevice } from "/dist/src/webgpu.js";
 import { CASE_RUNNERS, checkOutputs } from "/dist/src/conformance/runner.js";
 import { validateFixture as vf } from "/dist/src/conformance/fixture.js";
 import { Tensor, LayerNorm, BatchNorm, GroupNorm } from "/dist/src/index.js";
@@ -45,22 +45,25 @@ async function run() {
     const vsFixture = checkOutputs(c, gpu, tol);
     out.cases.push({ name: c.name, tol, vsCpu, fixturePass: vsFixture.pass, worst: vsFixture.worst.relError });
   }
+  const dev = new WebGpuDevice(ctx);
   for (const [name, make, shape] of [
-    ["LayerNorm [32,1024]", () => new LayerNorm({ normalizedShape: 1024, dtype: "float64" }), [32, 1024]],
-    ["BatchNorm [16,4,32,32]", () => new BatchNorm({ numFeatures: 4, dtype: "float64" }), [16, 4, 32, 32]],
-    ["BatchNorm [64,20]", () => new BatchNorm({ numFeatures: 20, dtype: "float64" }), [64, 20]],
-    ["GroupNorm [2,8,48,48]", () => new GroupNorm({ numGroups: 2, numChannels: 8, dtype: "float64" }), [2, 8, 48, 48]],
+    ["LayerNorm [32,1024]", (dtype) => new LayerNorm({ normalizedShape: 1024, dtype }), [32, 1024]],
+    ["BatchNorm [16,4,32,32]", (dtype) => new BatchNorm({ numFeatures: 4, dtype }), [16, 4, 32, 32]],
+    ["BatchNorm [64,20]", (dtype) => new BatchNorm({ numFeatures: 20, dtype }), [64, 20]],
+    ["GroupNorm [2,8,48,48]", (dtype) => new GroupNorm({ numGroups: 2, numChannels: 8, dtype }), [2, 8, 48, 48]],
   ]) {
-    const cpu = make();
+    const cpu = make("float64");
     for (const p of Object.values(cpu.namedParameters())) for (let i = 0; i < p.value.size; i++) p.value.data[i] = rnd();
-    const g = gpuLayer(ctx, cpu);
+    const g = make("float32");
+    g.loadStateDict(cpu.stateDict());
+    await g.to(dev);
     const n = shape.reduce((a, b) => a * b, 1);
     const x = Tensor.from(Array.from({ length: n }, rnd), shape, "float64"), dy = Tensor.from(Array.from({ length: n }, rnd), shape, "float64");
     const errs = {};
-    errs.y = rel(await downloadTensor(g.forward(uploadTensor(ctx, x))), cpu.forward(x));
-    errs.dx = rel(await downloadTensor(g.backward(uploadTensor(ctx, dy))), cpu.backward(dy));
-    const grads = await g.grads();
-    for (const [k, p] of Object.entries(cpu.namedParameters())) errs["d" + k] = rel(grads[k], p.grad);
+    errs.y = rel(await dev.download(g.forward(dev.upload(x))), cpu.forward(x));
+    errs.dx = rel(await dev.download(g.backward(dev.upload(dy))), cpu.backward(dy));
+    const gp = g.namedParameters();
+    for (const [k, p] of Object.entries(cpu.namedParameters())) errs["d" + k] = rel(await dev.download(gp[k].grad), p.grad);
     out.shapes.push({ name, errs });
   }
   return out;

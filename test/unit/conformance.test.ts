@@ -67,12 +67,6 @@ describe("normkit conformance CLI", () => {
 
   const malformed: [string, (f: any) => void, RegExp][] = [
     ["wrong data length", (f) => f.cases[0].inputs.x.data.pop(), /inputs\.x\.data: expected \d+ values/],
-    ["unknown op", (f) => (f.cases[0].op = "frobnicate_norm"), /\.op: expected one of .* got "frobnicate_norm"/],
-    ["impossible config", (f) => {
-      const g = f.cases.find((c: any) => c.op === "group_norm");
-      g.config.num_groups = 5;
-      f.cases = [g];
-    }, /numGroups: expected a divisor of numChannels/],
     ["no cases list", (f) => delete f.cases, /"cases" list/],
     ["non-numeric data", (f) => (f.cases[0].inputs.x.data[0] = "1.0"), /expected a number/],
   ];
@@ -88,6 +82,65 @@ describe("normkit conformance CLI", () => {
       assert.match(err, msg);
     });
   }
+
+  const rejected: [string, (f: any) => void, RegExp][] = [
+    ["an unknown op", (f) => (f.cases[0].op = "frobnicate_norm"), /^FAIL {2}\S+: op: expected one of batch_norm, .* got "frobnicate_norm"$/],
+    ["an impossible config", (f) => {
+      const g = f.cases.findIndex((c: any) => c.op === "group_norm");
+      f.cases[g].config.num_groups = 5;
+      f.cases = [f.cases[g], ...f.cases.slice(0, 3)];
+    }, /^FAIL {2}\S+: GroupNorm: numGroups: expected a divisor of numChannels \(\d+\), got 5$/],
+    ["an input the layer refuses", (f) => {
+      const g = f.cases.findIndex((c: any) => c.op === "layer_norm" && !c.inputs.weight);
+      f.cases[g].config.normalized_shape = [999];
+      f.cases = [f.cases[g], ...f.cases.slice(0, 3)];
+    }, /^FAIL {2}\S+: LayerNorm\.forward: x: expected trailing dims \[999\]/],
+    ["an unknown config.module", (f) => {
+      f.cases[0].config.module = "BatchNorm9d";
+    }, /^FAIL {2}\S+: config\.module: expected one of BatchNorm1d, .* got "BatchNorm9d"$/],
+    ["a config.module of another op", (f) => {
+      const g = f.cases.findIndex((c: any) => c.op === "layer_norm");
+      f.cases[g].config.module = "GroupNorm";
+      f.cases = [f.cases[g], ...f.cases.slice(0, 3)];
+    }, /^FAIL {2}\S+: config\.module: expected a module of op layer_norm, got GroupNorm \(op group_norm\)$/],
+  ];
+  for (const [what, mutate, line] of rejected) {
+    it(`a case the library rejects (${what}) is a FAIL line, and the run goes on to the summary`, () => {
+      const f = clone(raw);
+      mutate(f);
+      const r = cli("conformance", tmpFile(f));
+      assert.equal(r.status, 1, r.stderr);
+      assert.equal(r.stderr, "");
+      const lines = r.stdout.trim().split("\n");
+      assert.equal(lines.length, f.cases.length + 1);
+      assert.match(lines[0]!, line);
+      assert.equal(lines.at(-1), `${f.cases.length - 1} passed, 1 failed`);
+    });
+  }
+
+  it("--backend picks the kernel set: ts, wasm (float32, every case on WebAssembly) and bad values", () => {
+    const ts = cli("conformance", fixturePath, "--backend", "ts");
+    assert.equal(ts.status, 0, ts.stdout + ts.stderr);
+    assert.equal(ts.stdout.trim().split("\n").at(-1), `${raw.cases.length} passed, 0 failed`);
+    const wasm = cli("conformance", fixturePath, "--backend", "wasm");
+    assert.equal(wasm.status, 0, wasm.stdout + wasm.stderr);
+    const wl = wasm.stdout.trim().split("\n");
+    assert.equal(wl.at(-1), `${raw.cases.length} passed, 0 failed`);
+    // every statistics-based case ran on WebAssembly; the run names the cases that did not (Cosine Norm's
+    // normalisations and products are TypeScript)
+    const note = wl.find((l) => l.startsWith("note:")) ?? "";
+    const onTs = note.replace(/^.*computed them\): /, "").split(", ").filter(Boolean);
+    assert.ok(onTs.every((n) => raw.cases.find((c: any) => c.name === n)?.op === "cosine_norm"), note);
+    for (const [args, msg] of [
+      [["--backend", "cpu"], /--backend: expected auto, ts, wasm, webgpu, got "cpu"/],
+      [["--backend", "wasm", "--dtype", "float64"], /--backend wasm runs float32 only/],
+    ] as const) {
+      const r = cli("conformance", fixturePath, ...args);
+      assert.equal(r.status, 1);
+      assert.equal(r.stdout, "");
+      assert.match(r.stderr.trim(), msg);
+    }
+  });
 
   it("invalid JSON, a missing file and a bad --dtype are one-line errors", () => {
     for (const [args, msg] of [

@@ -13,14 +13,15 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
-  BatchNorm, GroupNorm, InstanceNorm, LayerNorm, RMSNorm, SwitchableNorm1d, SwitchableNorm2d, Tensor, validateFixture,
+  BatchNorm, DeviceError, GroupNorm, InstanceNorm, LayerNorm, RMSNorm, SwitchableNorm1d, SwitchableNorm2d, Tensor, validateFixture,
 } from "../../src/index.js";
+import type { DType } from "../../src/index.js";
 import type { Normalization } from "../../src/nn/normalization.js";
 import type { SwitchableNorm } from "../../src/nn/switchable_norm.js";
 import {
-  GpuContext, GpuTensor, WebGpuError, downloadTensor, gpuLayer, requestGpuContext, runCaseWebGpu, uploadTensor,
-} from "../../src/kernels/webgpu/index.js";
-import type { EngineOptions } from "../../src/kernels/webgpu/index.js";
+  GpuContext, GpuTensor, WebGpuDevice, WebGpuError, downloadTensor, requestGpuContext, runCaseWebGpu, uploadTensor,
+} from "../../src/webgpu.js";
+import type { EngineOptions } from "../../src/webgpu.js";
 import { SWIFTSHADER_ICD, createNodeGpuContext } from "../../src/kernels/webgpu/node_device.js";
 import { dispatchSize } from "../../src/kernels/webgpu/wgsl.js";
 import { randn } from "./helpers.js";
@@ -56,18 +57,25 @@ const rel = (got: Tensor, want: Tensor): number => {
 };
 const f32vals = (n: number, seed: number, offset = 0, scale = 1) => randn(n, seed).map((v) => Math.fround(offset + scale * v));
 
+type Make = (dtype: DType) => Normalization | SwitchableNorm;
+
 /**
  * One training step (forward + backward, running update) and one eval forward + backward on the
- * CPU layer (float64) and on its GPU twin; returns the worst relative error per output.
+ * layer on the CPU (float64) and the same layer class moved to the GPU (float32, same state);
+ * returns the worst relative error per output.
  */
-async function compareWithCpu(c: GpuContext, make: () => Normalization | SwitchableNorm, shape: number[], opts: EngineOptions = {}, offset = 0) {
+async function compareWithCpu(c: GpuContext, make: Make, shape: number[], opts: EngineOptions = {}, offset = 0) {
   const n = shape.reduce((a, b) => a * b, 1);
-  const cpu = make();
+  const cpu = make("float64");
   // random parameters and running statistics (float32-representable)
   let seed = 11;
   for (const p of Object.values(cpu.namedParameters())) p.value.data.set(f32vals(p.value.size, seed++, 1, 0.5));
   for (const [k, b] of Object.entries(cpu.namedBuffers())) if (k !== "num_batches_tracked") b.data.set(f32vals(b.size, seed++, 1.5, 0.25).map(Math.abs));
-  const twin = gpuLayer(c, cpu, opts);
+  const dev = new WebGpuDevice(c, opts);
+  const twin = make("float32");
+  twin.loadStateDict(cpu.stateDict());
+  assert.equal(await twin.to(dev), twin);
+  assert.equal(twin.device, dev);
   const x = Tensor.from(f32vals(n, 1, offset), shape, "float64"), dy = Tensor.from(f32vals(n, 2), shape, "float64");
   const x2 = Tensor.from(f32vals(n, 3, offset), shape, "float64");
   const errs: Record<string, number> = {};
@@ -76,16 +84,19 @@ async function compareWithCpu(c: GpuContext, make: () => Normalization | Switcha
   twin.train();
   cpu.zeroGrad();
   twin.zeroGrad();
-  errs["y"] = rel(await downloadTensor(twin.forward(gx)), cpu.forward(x));
-  errs["dx"] = rel(await downloadTensor(twin.backward(gdy)), cpu.backward(dy));
-  const g = await twin.grads();
-  for (const [k, p] of Object.entries(cpu.namedParameters())) errs["d" + k] = rel(g[k]!, p.grad);
-  const st = await twin.stateDict();
-  for (const [k, b] of Object.entries(cpu.namedBuffers())) errs[k] = rel(st[k]!, b);
+  errs["y"] = rel(await downloadTensor(twin.forward(gx) as GpuTensor), cpu.forward(x));
+  errs["dx"] = rel(await downloadTensor(twin.backward(gdy) as GpuTensor), cpu.backward(dy));
+  const tp = twin.namedParameters();
+  for (const [k, p] of Object.entries(cpu.namedParameters())) errs["d" + k] = rel(await dev.download(tp[k]!.grad), p.grad);
+  const tb = twin.namedBuffers();
+  for (const [k, b] of Object.entries(cpu.namedBuffers())) errs[k] = rel(tb[k]!.isHost ? tb[k]! : await dev.download(tb[k]!), b);
   cpu.eval();
   twin.eval();
-  errs["y_eval"] = rel(await downloadTensor(twin.forward(gx2)), cpu.forward(x2));
-  errs["dx_eval"] = rel(await downloadTensor(twin.backward(gdy)), cpu.backward(dy));
+  errs["y_eval"] = rel(await downloadTensor(twin.forward(gx2) as GpuTensor), cpu.forward(x2));
+  errs["dx_eval"] = rel(await downloadTensor(twin.backward(gdy) as GpuTensor), cpu.backward(dy));
+  // and back to the host: the same values
+  await twin.to(cpu.device);
+  for (const [k, p] of Object.entries(cpu.namedParameters())) errs["host d" + k] = rel(twin.namedParameters()[k]!.grad, p.grad);
   return errs;
 }
 
@@ -113,22 +124,22 @@ describe("WebGPU backend (Dawn for Node)", () => {
     assert.deepEqual(failed, []);
   });
 
-  const cases: [string, () => Normalization | SwitchableNorm, number[], EngineOptions?][] = [
-    ["LayerNorm [16,1024] (fused, 1 vec4 per thread)", () => new LayerNorm({ normalizedShape: 1024, dtype: "float64" }), [16, 1024]],
-    ["LayerNorm [3,4096] (fused, 4 per thread)", () => new LayerNorm({ normalizedShape: 4096, dtype: "float64" }), [3, 4096], { fusedMinStats: 1 }],
-    ["LayerNorm [2,8192] (fused, 8 per thread)", () => new LayerNorm({ normalizedShape: 8192, dtype: "float64" }), [2, 8192], { fusedMinStats: 1 }],
-    ["LayerNorm [4,4096] (split, column chunks)", () => new LayerNorm({ normalizedShape: 4096, dtype: "float64" }), [4, 4096]],
-    ["RMSNorm [5,999] (scalar loads)", () => new RMSNorm({ normalizedShape: 999, eps: 1e-6, dtype: "float64" }), [5, 999]],
-    ["RMSNorm [3,2048] (fused)", () => new RMSNorm({ normalizedShape: 2048, eps: 1e-6, dtype: "float64" }), [3, 2048], { fusedMinStats: 1 }],
-    ["BatchNorm [16,4,32,32] (split across N, 4 chunks)", () => new BatchNorm({ numFeatures: 4, dtype: "float64" }), [16, 4, 32, 32]],
-    ["BatchNorm [8,6,33,31] (scalar, 7 chunks)", () => new BatchNorm({ numFeatures: 6, momentum: null, dtype: "float64" }), [8, 6, 33, 31]],
-    ["BatchNorm [64,20] (1d: one thread per row in backward)", () => new BatchNorm({ numFeatures: 20, dtype: "float64" }), [64, 20]],
-    ["BatchNorm [4,3,64] (forced split, 2-unit chunks)", () => new BatchNorm({ numFeatures: 3, dtype: "float64" }), [4, 3, 64], { chunkLen: 2 }],
-    ["GroupNorm 32 [2,64,16,16] (fused)", () => new GroupNorm({ numGroups: 32, numChannels: 64, dtype: "float64" }), [2, 64, 16, 16]],
-    ["GroupNorm 2 [2,8,48,48] (split)", () => new GroupNorm({ numGroups: 2, numChannels: 8, dtype: "float64" }), [2, 8, 48, 48]],
-    ["InstanceNorm [2,3,64,64] tracked (row chunks)", () => new InstanceNorm({ numFeatures: 3, affine: true, trackRunningStats: true, dtype: "float64" }), [2, 3, 64, 64]],
-    ["SwitchableNorm2d [4,8,12,12]", () => new SwitchableNorm2d({ numFeatures: 8, dtype: "float64" }), [4, 8, 12, 12]],
-    ["SwitchableNorm1d [16,10]", () => new SwitchableNorm1d({ numFeatures: 10, dtype: "float64" }), [16, 10]],
+  const cases: [string, Make, number[], EngineOptions?][] = [
+    ["LayerNorm [16,1024] (fused, 1 vec4 per thread)", (dtype) => new LayerNorm({ normalizedShape: 1024, dtype }), [16, 1024]],
+    ["LayerNorm [3,4096] (fused, 4 per thread)", (dtype) => new LayerNorm({ normalizedShape: 4096, dtype }), [3, 4096], { fusedMinStats: 1 }],
+    ["LayerNorm [2,8192] (fused, 8 per thread)", (dtype) => new LayerNorm({ normalizedShape: 8192, dtype }), [2, 8192], { fusedMinStats: 1 }],
+    ["LayerNorm [4,4096] (split, column chunks)", (dtype) => new LayerNorm({ normalizedShape: 4096, dtype }), [4, 4096]],
+    ["RMSNorm [5,999] (scalar loads)", (dtype) => new RMSNorm({ normalizedShape: 999, eps: 1e-6, dtype }), [5, 999]],
+    ["RMSNorm [3,2048] (fused)", (dtype) => new RMSNorm({ normalizedShape: 2048, eps: 1e-6, dtype }), [3, 2048], { fusedMinStats: 1 }],
+    ["BatchNorm [16,4,32,32] (split across N, 4 chunks)", (dtype: DType) => new BatchNorm({ numFeatures: 4, dtype }), [16, 4, 32, 32]],
+    ["BatchNorm [8,6,33,31] (scalar, 7 chunks)", (dtype) => new BatchNorm({ numFeatures: 6, momentum: null, dtype }), [8, 6, 33, 31]],
+    ["BatchNorm [64,20] (1d: one thread per row in backward)", (dtype) => new BatchNorm({ numFeatures: 20, dtype }), [64, 20]],
+    ["BatchNorm [4,3,64] (forced split, 2-unit chunks)", (dtype) => new BatchNorm({ numFeatures: 3, dtype }), [4, 3, 64], { chunkLen: 2 }],
+    ["GroupNorm 32 [2,64,16,16] (fused)", (dtype) => new GroupNorm({ numGroups: 32, numChannels: 64, dtype }), [2, 64, 16, 16]],
+    ["GroupNorm 2 [2,8,48,48] (split)", (dtype) => new GroupNorm({ numGroups: 2, numChannels: 8, dtype }), [2, 8, 48, 48]],
+    ["InstanceNorm [2,3,64,64] tracked (row chunks)", (dtype) => new InstanceNorm({ numFeatures: 3, affine: true, trackRunningStats: true, dtype }), [2, 3, 64, 64]],
+    ["SwitchableNorm2d [4,8,12,12]", (dtype) => new SwitchableNorm2d({ numFeatures: 8, dtype }), [4, 8, 12, 12]],
+    ["SwitchableNorm1d [16,10]", (dtype) => new SwitchableNorm1d({ numFeatures: 10, dtype }), [16, 10]],
   ];
   for (const [name, make, shape, opts] of cases) {
     it(`matches the CPU: ${name}`, async (t) => {
@@ -142,7 +153,7 @@ describe("WebGPU backend (Dawn for Node)", () => {
     const c = gpu(t);
     if (!c) return;
     for (const [shape, offset] of [[[200, 512], 1e4], [[4, 8192], 1e4], [[6, 4, 5, 5], 1e3]] as const) {
-      const make = shape.length === 2 ? () => new LayerNorm({ normalizedShape: shape[1], dtype: "float64" }) : () => new BatchNorm({ numFeatures: 4, dtype: "float64" });
+      const make = shape.length === 2 ? (dtype: DType) => new LayerNorm({ normalizedShape: shape[1], dtype }) : (dtype: DType) => new BatchNorm({ numFeatures: 4, dtype });
       const errs = await compareWithCpu(c, make, [...shape], {}, offset);
       // FORMAT.md allows 1e-2 here; the shift keeps it near float32 rounding of the running mean
       assertErrs(errs, 1e-3, `offset ${offset} ${shape}`);
@@ -156,20 +167,20 @@ describe("WebGPU backend (Dawn for Node)", () => {
     // a context that pretends the limit is 8 workgroups per dimension: every multi-workgroup dispatch goes 2-D
     const small = await GpuContext.create(ctx!.device, { maxWorkgroupsPerDimension: 8 });
     for (const [make, shape] of [
-      [() => new LayerNorm({ normalizedShape: 8, dtype: "float64" }), [50, 8]],
-      [() => new BatchNorm({ numFeatures: 3, dtype: "float64" }), [8, 3, 300]],
+      [(dtype: DType) => new LayerNorm({ normalizedShape: 8, dtype }), [50, 8]],
+      [(dtype: DType) => new BatchNorm({ numFeatures: 3, dtype }), [8, 3, 300]],
     ] as const) {
       assertErrs(await compareWithCpu(small, make, [...shape]), 1e-4, `2-D dispatch ${shape}`);
     }
     // beyond limit^2 workgroups: refused by name, before anything runs
-    const big = gpuLayer(small, new LayerNorm({ normalizedShape: 1 }));
+    const big = await new LayerNorm({ normalizedShape: 1 }).to(new WebGpuDevice(small));
     assert.throws(() => big.forward(uploadTensor(small, new Float32Array(65), [65, 1])), (e: unknown) => e instanceof WebGpuError && e.kind === "limit" && /maxComputeWorkgroupsPerDimension/.test(e.message));
   });
 
   it("compiles each pipeline once", async (t) => {
     const c = gpu(t);
     if (!c) return;
-    const layer = gpuLayer(c, new GroupNorm({ numGroups: 4, numChannels: 8 }));
+    const layer = await new GroupNorm({ numGroups: 4, numChannels: 8 }).to(new WebGpuDevice(c));
     const x = uploadTensor(c, f32vals(2 * 8 * 36, 5), [2, 8, 6, 6]);
     layer.backward(layer.forward(x)); // warm
     await downloadTensor(x);
@@ -190,7 +201,7 @@ describe("WebGPU backend (Dawn for Node)", () => {
       const c = gpu(t);
       if (!c) return;
       const lim = c.device.limits.maxStorageBufferBindingSize;
-      assert.throws(() => GpuTensor.zeros(c, [lim / 4 + 16]), (e: unknown) => e instanceof WebGpuError && e.kind === "limit" && /maxStorageBufferBindingSize/.test(e.message));
+      assert.throws(() => GpuTensor.zerosOn(c, [lim / 4 + 16]), (e: unknown) => e instanceof WebGpuError && e.kind === "limit" && /maxStorageBufferBindingSize/.test(e.message));
     });
 
     it("a GPU validation error surfaces at the next download", async (t) => {
@@ -206,7 +217,7 @@ describe("WebGPU backend (Dawn for Node)", () => {
     it("a lost device makes every later call throw", async (t) => {
       if (!gpu(t)) return;
       const own = await createNodeGpuContext();
-      const layer = gpuLayer(own, new LayerNorm({ normalizedShape: 4 }));
+      const layer = await new LayerNorm({ normalizedShape: 4 }).to(new WebGpuDevice(own));
       const x = uploadTensor(own, [1, 2, 3, 4], [1, 4]);
       own.device.destroy();
       await own.device.lost;
@@ -214,10 +225,28 @@ describe("WebGPU backend (Dawn for Node)", () => {
       await assert.rejects(downloadTensor(x), (e: unknown) => e instanceof WebGpuError && e.kind === "device-lost");
     });
 
-    it("channels-last is refused by name", (t) => {
+    it("channels-last and float64 are refused by name, and the layer stays on the host", async (t) => {
       const c = gpu(t);
       if (!c) return;
-      assert.throws(() => gpuLayer(c, new BatchNorm({ numFeatures: 3, channelsLast: true })), (e: unknown) => e instanceof WebGpuError && e.kind === "unsupported" && /channelsLast/.test(e.message));
+      const dev = new WebGpuDevice(c);
+      const cl = new BatchNorm({ numFeatures: 3, channelsLast: true });
+      await assert.rejects(cl.to(dev), (e: unknown) => e instanceof DeviceError && /BatchNorm\.to: .*channelsLast/.test((e as Error).message));
+      assert.equal(cl.device.type, "cpu");
+      const f64 = new LayerNorm({ normalizedShape: 4, dtype: "float64" });
+      await assert.rejects(f64.to(dev), (e: unknown) => e instanceof DeviceError && /dtype: expected one of float32 .* got float64/.test((e as Error).message));
+      assert.ok(f64.weight!.value.isHost);
+    });
+
+    it("a host tensor handed to a layer on the GPU (and the reverse) is a DeviceError naming both", async (t) => {
+      const c = gpu(t);
+      if (!c) return;
+      const dev = new WebGpuDevice(c);
+      const ln = await new LayerNorm({ normalizedShape: 4 }).to(dev);
+      assert.throws(() => ln.forward(Tensor.zeros([2, 4])), (e: unknown) => e instanceof DeviceError && /LayerNorm\.forward: x: expected a tensor on webgpu.* got a tensor on cpu/.test((e as Error).message));
+      const host = new LayerNorm({ normalizedShape: 4 });
+      assert.throws(() => host.forward(dev.upload(Tensor.zeros([2, 4]))), (e: unknown) => e instanceof DeviceError && /expected a tensor on cpu .* got a tensor on webgpu/.test((e as Error).message));
+      assert.throws(() => ln.stateDict(), (e: unknown) => e instanceof DeviceError && /stateDict/.test((e as Error).message));
+      assert.throws(() => dev.upload(Tensor.zeros([1])).data, (e: unknown) => e instanceof DeviceError && /download it first/.test((e as Error).message));
     });
   });
 

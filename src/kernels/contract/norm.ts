@@ -7,7 +7,19 @@
  * engine functions of the same name in src/engine/stats.ts.
  */
 import type { FloatArray } from "../../tensor.js";
-import type { AffineKind, BackwardScratch, NormShape, StatsConfig } from "../ts/norm.js";
+import type { AffineKind, NormShape, StatsConfig } from "./view.js";
+
+/** Scratch for backward, sized by the caller once and reused (float64 accumulators). */
+export interface BackwardScratch {
+  /** Σ_k g with g = dy * w, per statistic. */
+  sumG: Float64Array;
+  /** Σ_k g * xhat, per statistic. */
+  sumGX: Float64Array;
+  /** float64 accumulators for dweight / dbias (affine size). */
+  dw: Float64Array;
+  db: Float64Array;
+}
+
 
 export type KernelName = "ts" | "wasm";
 

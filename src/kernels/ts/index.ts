@@ -1,8 +1,15 @@
-/** The plain TypeScript kernels (exact, float64 accumulation, every dtype and layout): the fallback. */
-import type { NormKernels } from "../contract/norm.js";
+/**
+ * The TypeScript kernel set: exact (float64 accumulation, two-pass variance), float32 and float64,
+ * every layout. The reference the other sets are tested against, and the fallback for any call
+ * they do not take.
+ */
+import type { NormKernels } from "../contract/kernels.js";
+import type { NormKernels as HostPrimitives } from "../contract/norm.js";
+import { hostKernelSet } from "./host_set.js";
 import { combineTS, forwardTrainTS, momentsTS, normalizeBackwardTS, normalizeForwardTS } from "./norm.js";
 
-export const tsKernels: NormKernels = {
+/** The array-level TypeScript kernels (positional, allocation-free). */
+export const tsPrimitives: HostPrimitives = {
   name: "ts",
   supports: () => true,
   moments: momentsTS,
@@ -11,3 +18,6 @@ export const tsKernels: NormKernels = {
   normalizeBackward: normalizeBackwardTS,
   combine: combineTS,
 };
+
+/** The TypeScript kernel set (host tensors of either dtype). */
+export const tsKernels: NormKernels = hostKernelSet("ts", tsPrimitives, (x) => x.isHost);

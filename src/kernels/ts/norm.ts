@@ -1,112 +1,22 @@
 /**
- * The statistics engine: one set of kernels that every normalization method configures.
+ * The TypeScript kernels of the statistics engine, on plain typed arrays: one set of kernels that
+ * every normalization method configures through its view (src/kernels/contract/view.ts: which values
+ * share a mean and variance, whether they are centred, the affine kind).
  *
- * An input is viewed as `[N, C, S]` (NCHW: S = product of the spatial dims, contiguous per channel)
- * or `[N, S, C]` (channels-last). Which values share one mean and variance is described by
- * {@link StatsConfig}; the methods differ only in that, in the affine shape, and in their
- * running-statistics policy (see `src/layers/methods.ts`):
- *
- * | method        | view          | perSample | groupSize | center | affine  |
- * |---------------|---------------|-----------|-----------|--------|---------|
- * | BatchNorm     | [N, C, S]     | false     | 1         | yes    | channel |
- * | InstanceNorm  | [N, C, S]     | true      | 1         | yes    | channel |
- * | GroupNorm     | [N, C, S]     | true      | C / G     | yes    | channel |
- * | LayerNorm     | [M, 1, K]     | true      | 1         | yes    | element |
- * | RMSNorm       | [M, 1, K]     | true      | 1         | no     | element |
- *
- * Statistic k of value (n, c) is `(perSample ? n * G : 0) + floor(c / groupSize)` with
- * `G = C / groupSize`. The TypeScript kernels below compute the variance in two passes (mean, then
- * squared deviations), accumulated in float64 whatever the storage, so float32 inputs with a large
- * offset stay exact. float32 NCHW calls run on the WebAssembly SIMD kernels where available
- * (assembly/norm.ts: shifted sums flushed to float64, applied to x - f32(mean); same tolerance); the
- * dispatch below picks per call (src/backend/select.ts).
+ * The variance is computed in two passes (mean, then squared deviations), accumulated in float64
+ * whatever the storage, so float32 inputs with a large offset stay exact. These are the exact
+ * reference; ./index.ts wraps them as the TypeScript kernel set of the contract.
  *
  * Kernels are pure functions over typed arrays: outputs are explicit arguments and nothing is
  * allocated inside them.
  */
 import type { FloatArray } from "../../tensor.js";
-import { kernelsFor } from "../registry.js";
+import type { AffineKind, NormShape, StatsConfig } from "../contract/view.js";
+import { numStats, statCount } from "../contract/view.js";
+import type { BackwardScratch } from "../contract/norm.js";
 
-/** The memory view of an input: N samples, C channels, S positions per channel. */
-export interface NormShape {
-  readonly N: number;
-  readonly C: number;
-  readonly S: number;
-  /** true: memory order [N, S, C] (NHWC); false: [N, C, S] (NCHW). */
-  readonly channelsLast: boolean;
-}
-
-/** Which values share statistics, and whether they are centred. */
-export interface StatsConfig {
-  /** Statistics are separate per sample (LN, IN, GN) or shared across the batch (BN). */
-  readonly perSample: boolean;
-  /** Consecutive channels that share one statistic: 1 (BN, IN), C/G (GN), C (LN over C,H,W). */
-  readonly groupSize: number;
-  /** Subtract the mean (all but RMSNorm). Without centring the "variance" is mean(x^2). */
-  readonly center: boolean;
-}
-
-/** Scale and shift: per channel (BN, IN, GN), per element of a sample (LN, RMS), or none. */
-export type AffineKind = "channel" | "element" | "none";
-
-export function numGroups(shape: NormShape, cfg: StatsConfig): number {
-  return shape.C / cfg.groupSize;
-}
-export function numStats(shape: NormShape, cfg: StatsConfig): number {
-  return (cfg.perSample ? shape.N : 1) * numGroups(shape, cfg);
-}
-/** How many values share one statistic. */
-export function statCount(shape: NormShape, cfg: StatsConfig): number {
-  return (cfg.perSample ? 1 : shape.N) * cfg.groupSize * shape.S;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Dispatch: each engine call runs the kernels that src/backend/select.ts picks for it — the
-// WebAssembly SIMD kernels for float32 NCHW views where available, else the TypeScript kernels
-// below (always for float64). Both meet src/backend/contract.ts.
-
-/** Statistics of every group (see {@link momentsTS}). */
-export function moments(x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig, mean: Float64Array, variance: Float64Array): void {
-  kernelsFor(x, shape, cfg, "none").moments(x, shape, cfg, mean, variance);
-}
-
-/** Normalisation with given statistics (see {@link normalizeForwardTS}). */
-export function normalizeForward(
-  y: FloatArray, x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig, mean: Readonly<Float64Array>,
-  rstd: Readonly<Float64Array>, affine: AffineKind, weight: Readonly<FloatArray> | null, bias: Readonly<FloatArray> | null,
-): void {
-  kernelsFor(x, shape, cfg, affine).normalizeForward(y, x, shape, cfg, mean, rstd, affine, weight, bias);
-}
-
-/**
- * The training forward in one call: statistics (mean, biased variance), rstd = 1/sqrt(var + eps)
- * and y. The WebAssembly kernels overlap the statistics of the next group with the normalisation
- * of the current one.
- */
-export function forwardTrain(
-  y: FloatArray, x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig, eps: number, affine: AffineKind,
-  weight: Readonly<FloatArray> | null, bias: Readonly<FloatArray> | null, mean: Float64Array, variance: Float64Array,
-  rstd: Float64Array,
-): void {
-  kernelsFor(x, shape, cfg, affine).forwardTrain(y, x, shape, cfg, eps, affine, weight, bias, mean, variance, rstd);
-}
-
-/** Backward (see {@link normalizeBackwardTS}). */
-export function normalizeBackward(
-  dx: FloatArray | null, dweight: FloatArray | null, dbias: FloatArray | null, dy: Readonly<FloatArray>,
-  x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig, mean: Readonly<Float64Array>, rstd: Readonly<Float64Array>,
-  affine: AffineKind, weight: Readonly<FloatArray> | null, fixedStats: boolean, scratch: BackwardScratch,
-): void {
-  kernelsFor(x, shape, cfg, affine).normalizeBackward(dx, dweight, dbias, dy, x, shape, cfg, mean, rstd, affine, weight, fixedStats, scratch);
-}
-
-/** out = A_k * dy + B_k * (x - M_k) + D_k per statistic group k (see {@link combineTS}). */
-export function combine(
-  out: FloatArray, dy: Readonly<FloatArray>, x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig,
-  A: Readonly<Float64Array>, B: Readonly<Float64Array>, M: Readonly<Float64Array>, D: Readonly<Float64Array>,
-): void {
-  kernelsFor(x, shape, cfg, "channel").combine(out, dy, x, shape, cfg, A, B, M, D);
-}
+export type { AffineKind, NormPlan, NormShape, StatsConfig } from "../contract/view.js";
+export { numGroups, numStats, statCount } from "../contract/view.js";
 
 // ---------------------------------------------------------------------------------------------
 // The TypeScript kernels
@@ -216,16 +126,7 @@ export function forwardTrainTS(
   normalizeForwardTS(y, x, shape, cfg, mean, rstd, affine, weight, bias);
 }
 
-/** Scratch for backward, sized by the caller once and reused (float64 accumulators). */
-export interface BackwardScratch {
-  /** Σ_k g with g = dy * w, per statistic. */
-  sumG: Float64Array;
-  /** Σ_k g * xhat, per statistic. */
-  sumGX: Float64Array;
-  /** float64 accumulators for dweight / dbias (affine size). */
-  dw: Float64Array;
-  db: Float64Array;
-}
+export type { BackwardScratch } from "../contract/norm.js";
 
 export function makeBackwardScratch(stats: number, affineSize: number): BackwardScratch {
   return {

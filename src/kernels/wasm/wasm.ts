@@ -14,7 +14,8 @@
  * TypeScript kernels. Nothing here allocates on the JS heap per call once the scratch regions
  * have grown to the sizes in use.
  */
-import type { AffineKind, BackwardScratch, NormShape, StatsConfig } from "../ts/norm.js";
+import type { AffineKind, NormShape, StatsConfig } from "../contract/view.js";
+import type { BackwardScratch } from "../contract/norm.js";
 import type { FloatArray } from "../../tensor.js";
 import type { NormKernels } from "../contract/norm.js";
 import { WASM_BASE64 } from "./wasm_module.js";

@@ -15,7 +15,7 @@
  * The CPU contract's synchronous, allocation-free signature cannot be met by a GPU (results come
  * back asynchronously), hence this sibling rather than an implementation of `NormKernels`.
  */
-import type { AffineKind, NormShape, StatsConfig } from "../ts/norm.js";
+import type { AffineKind, NormShape, StatsConfig } from "../contract/view.js";
 import type { GpuRun } from "./device.js";
 import type { GpuTensor } from "./tensor.js";
 

@@ -217,8 +217,30 @@ export class GpuContext {
     pass.end();
   }
 
-  /** Encodes and submits the dispatches (inside error scopes when checkErrors). */
+  /**
+   * The dispatches that `fn` submits, recorded instead of run, for re-encoding many times
+   * (benchmarks: `ctx.submit(run, times)`). Host-side effects of the calls inside `fn` (a layer's
+   * cache for backward, num_batches_tracked) happen once, at recording.
+   */
+  record(fn: () => void): GpuRun {
+    const out: GpuRun = [];
+    const outer = this.recording;
+    this.recording = out;
+    try {
+      fn();
+    } finally {
+      this.recording = outer;
+    }
+    return out;
+  }
+  private recording: GpuRun | null = null;
+
+  /** Encodes and submits the dispatches (inside error scopes when checkErrors); inside `record`, records them. */
   submit(run: readonly PreparedDispatch[], times = 1): void {
+    if (this.recording && times === 1) {
+      this.recording.push(...run);
+      return;
+    }
     this.check();
     if (this.checkErrors) {
       this.device.pushErrorScope("internal");

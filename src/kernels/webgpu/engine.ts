@@ -13,8 +13,8 @@
  *   and channel is then whole vec4s), scalar loads otherwise.
  * Only the NCHW (channels-first) view is implemented; channels-last inputs are refused by name.
  */
-import type { AffineKind, NormShape, StatsConfig } from "../ts/norm.js";
-import { numStats, statCount } from "../ts/norm.js";
+import type { AffineKind, NormShape, StatsConfig } from "../contract/view.js";
+import { numStats, statCount } from "../contract/view.js";
 import type { GpuContext, GpuRun, Program } from "./device.js";
 import type { GpuNormKernels, GpuRunning, GpuScratch, GpuStats } from "./contract.js";
 import { WebGpuError } from "./errors.js";

@@ -10,6 +10,8 @@
 import { existsSync } from "node:fs";
 import { GpuContext, RequestOptions, requestGpuContext } from "./device.js";
 import { WebGpuError } from "./errors.js";
+import type { EngineOptions } from "./engine.js";
+import { WebGpuDevice } from "./webgpu_device.js";
 
 export const SWIFTSHADER_ICD = "/usr/lib/chromium/vk_swiftshader_icd.json";
 
@@ -46,4 +48,9 @@ export async function createNodeGpuContext(opts: NodeGpuOptions = {}): Promise<G
     }
     throw e;
   }
+}
+
+/** A WebGPU device (for `module.to(device)`) on Dawn for Node; see {@link createNodeGpuContext}. */
+export async function createNodeWebGpuDevice(opts: NodeGpuOptions & { engine?: EngineOptions } = {}): Promise<WebGpuDevice> {
+  return new WebGpuDevice(await createNodeGpuContext(opts), opts.engine ?? {});
 }

@@ -6,34 +6,34 @@
  * scopes first, so a failed kernel surfaces as a WebGpuError, never as wrong numbers.
  */
 import { ShapeError, fmtShape } from "../../errors.js";
-import { Tensor, sizeOf } from "../../tensor.js";
+import { DEVICE_STORAGE, Tensor, sizeOf } from "../../tensor.js";
 import type { GpuContext } from "./device.js";
 import { WebGpuError } from "./errors.js";
 
-export class GpuTensor {
+/**
+ * A tensor on the GPU: a `Tensor` whose values live in a GPUBuffer (float32). `data` throws a
+ * DeviceError (download it first); shape, size, rank and dtype work as for host tensors.
+ */
+export class GpuTensor extends Tensor {
   readonly ctx: GpuContext;
   readonly buffer: GPUBuffer;
-  readonly shape: readonly number[];
-  readonly size: number;
-  readonly dtype = "float32" as const;
   private destroyed = false;
 
   constructor(ctx: GpuContext, buffer: GPUBuffer, shape: readonly number[]) {
+    super(DEVICE_STORAGE, shape, "float32");
     this.ctx = ctx;
     this.buffer = buffer;
-    this.shape = Object.freeze([...shape]);
-    this.size = sizeOf(shape);
   }
 
-  get rank(): number {
-    return this.shape.length;
+  override get device(): string {
+    return "webgpu";
   }
   get isDestroyed(): boolean {
     return this.destroyed;
   }
 
   /** A zero-filled tensor on the GPU. */
-  static zeros(ctx: GpuContext, shape: readonly number[], label = "tensor"): GpuTensor {
+  static zerosOn(ctx: GpuContext, shape: readonly number[], label = "tensor"): GpuTensor {
     const n = sizeOf(shape);
     return new GpuTensor(ctx, ctx.scoped(() => ctx.createStorage(n * 4, `${label} ${fmtShape(shape)}`)), shape);
   }
@@ -45,7 +45,7 @@ export class GpuTensor {
   }
 
   /** Same buffer, another shape with the same number of elements. */
-  reshape(shape: readonly number[]): GpuTensor {
+  override reshape(shape: readonly number[]): GpuTensor {
     if (sizeOf(shape) !== this.size) throw new ShapeError("shape", `${this.size} elements`, fmtShape(shape), "GpuTensor.reshape");
     return new GpuTensor(this.ctx, this.buffer, shape);
   }
@@ -62,7 +62,7 @@ export function uploadTensor(ctx: GpuContext, src: Tensor | ArrayLike<number>, s
   const data = src instanceof Tensor ? src.data : src;
   const n = sizeOf(sh);
   if (data.length !== n) throw new ShapeError("data", `${n} values for shape ${fmtShape(sh)}`, `${data.length}`, "uploadTensor");
-  const t = GpuTensor.zeros(ctx, sh, label);
+  const t = GpuTensor.zerosOn(ctx, sh, label);
   writeTensor(t, data);
   return t;
 }

@@ -14,7 +14,7 @@
 import type { Program } from "../device.js";
 import type { ReduceMode, StorageBinding, VecWidth } from "../wgsl.js";
 import { builtinPrivates, enables, storageDecls, uniformBlock, vecType } from "../wgsl.js";
-import type { AffineKind } from "../../ts/norm.js";
+import type { AffineKind } from "../../contract/view.js";
 
 export const NORM_U = uniformBlock({
   /** statistics */

@@ -1,11 +1,15 @@
 /**
- * Switchable Normalization kernels (src/layers/switchable_norm.ts has the math and the reference
- * semantics). The per-(n, c) instance moments come from the engine's moment kernels; then
+ * Switchable Normalization kernels (src/kernels/ts/switchable.ts has the math, src/nn/switchable_norm.ts
+ * the reference semantics). The per-(n, c) instance moments come from the engine's moment kernels; then
  *
  *   switchMix      one workgroup: mu_in, var_in (x f_in); LN statistics per n and BN statistics per
- *                  c from them (var = f * (mean(var_in + mu_in^2) - mu^2)), the BN running update
- *                  (momentum weights the OLD value, or accumulation), softmax of the mixing logits,
- *                  and the mixed (mean, rstd) per (n, c), written as engine statistics.
+ *                  c from them by the law of total variance on centred terms,
+ *                  var = f * mean(var_in + (mu_in - mu)^2) (never E[x^2] - mu^2), the BN running
+ *                  update (momentum weights the OLD value, or accumulation), softmax of the mixing
+ *                  logits, and the mixed (mean, rstd) per (n, c), written as engine statistics.
+ *                  Every mean is held relative to s0, the shift of the first instance statistic (a
+ *                  value of x): with a large common offset, mu_in - s0 and x - s0 are exact in
+ *                  float32 where mu_in itself is not, so the centred terms keep their precision.
  *   switchBackward one workgroup: from the row sums Σ dy, Σ dy (x - mu): dL/dmu, dL/dvar per (n, c),
  *                  the logits' gradients (accumulated), the LN / BN terms, and per (n, c) the
  *                  coefficients of dx = A dy + B (x - mu_in) + E.
@@ -37,7 +41,7 @@ export const SN_U = uniformBlock({
   fBn: "f32",
   eps: "f32",
   momentum: "f32",
-  /** offsets (in f32) into the one scratch buffer ws: inS, lnS, bnS, gbuf, nbuf, cbuf (vec2 each), coef (vec4) */
+  /** offsets (in f32) into the one scratch buffer ws: inS, lnS, bnS, gbuf, nbuf, cbuf (vec2 each), coef (vec4), s0 */
   oIn: "u32",
   oLn: "u32",
   oBn: "u32",
@@ -45,6 +49,7 @@ export const SN_U = uniformBlock({
   oN: "u32",
   oC: "u32",
   oCoef: "u32",
+  oS0: "u32",
 });
 
 /** f32 offsets of the scratch regions for N, C (ws holds them all: at most 8 storage buffers per kernel). */
@@ -52,7 +57,7 @@ export function switchableLayout(N: number, C: number) {
   const NC = N * C;
   let at = 0;
   const take = (n: number) => ((at += n), at - n);
-  const o = { oIn: take(2 * NC), oLn: take(2 * N), oBn: take(2 * C), oG: take(2 * NC), oN: take(2 * N), oC: take(2 * C), oCoef: take(4 * NC) };
+  const o = { oIn: take(2 * NC), oLn: take(2 * N), oBn: take(2 * C), oG: take(2 * NC), oN: take(2 * N), oC: take(2 * C), oCoef: take(4 * NC), oS0: take(4) };
   return { ...o, floats: at };
 }
 
@@ -85,24 +90,25 @@ export function switchMixProgram(o: { bn: boolean }): Program {
   for (var c = lid; c < u.C; c = c + ${WG}u) {
     if (u.bnFromBatch != 0u) {
       var m = 0.0;
+      for (var n = 0u; n < u.N; n = n + 1u) { m = m + ld2(u.oIn, n * u.C + c).x; }
+      m = m / f32(u.N);
       var t = 0.0;
       for (var n = 0u; n < u.N; n = n + 1u) {
         let p = ld2(u.oIn, n * u.C + c);
-        m = m + p.x;
-        t = t + p.y + p.x * p.x;
+        t = t + p.y + (p.x - m) * (p.x - m);
       }
-      m = m / f32(u.N);
-      let v = u.fBn * (t / f32(u.N) - m * m);
+      let v = u.fBn * t / f32(u.N);
       st2(u.oBn, c, vec2<f32>(m, v));
+      let mAbs = s0 + m;
       if (u.movingAverage != 0u) {
-        rm[c] = u.momentum * rm[c] + (1.0 - u.momentum) * m;
+        rm[c] = u.momentum * rm[c] + (1.0 - u.momentum) * mAbs;
         rv[c] = u.momentum * rv[c] + (1.0 - u.momentum) * v;
       } else {
-        rm[c] = rm[c] + m;
-        rv[c] = rv[c] + m * m + v;
+        rm[c] = rm[c] + mAbs;
+        rv[c] = rv[c] + mAbs * mAbs + v;
       }
     } else {
-      st2(u.oBn, c, vec2<f32>(rm[c], rv[c]));
+      st2(u.oBn, c, vec2<f32>(rm[c] - s0, rv[c]));
     }
   }`
       : `
@@ -111,22 +117,24 @@ export function switchMixProgram(o: { bn: boolean }): Program {
 @compute @workgroup_size(${WG})
 fn main(${entryParams("shared")}) {
   let NC = u.N * u.C;
+  let s0 = stats[0].x;
+  if (lid == 0u) { ws[u.oS0] = s0; }
   for (var i = lid; i < NC; i = i + ${WG}u) {
     let st = stats[i];
-    st2(u.oIn, i, vec2<f32>(st.x + st.y, st.w * u.fIn));
+    st2(u.oIn, i, vec2<f32>((st.x - s0) + st.y, st.w * u.fIn));
   }
   storageBarrier();
   workgroupBarrier();
   for (var n = lid; n < u.N; n = n + ${WG}u) {
     var m = 0.0;
+    for (var c = 0u; c < u.C; c = c + 1u) { m = m + ld2(u.oIn, n * u.C + c).x; }
+    m = m / f32(u.C);
     var t = 0.0;
     for (var c = 0u; c < u.C; c = c + 1u) {
       let p = ld2(u.oIn, n * u.C + c);
-      m = m + p.x;
-      t = t + p.y + p.x * p.x;
+      t = t + p.y + (p.x - m) * (p.x - m);
     }
-    m = m / f32(u.C);
-    st2(u.oLn, n, vec2<f32>(m, u.fLn * (t / f32(u.C) - m * m)));
+    st2(u.oLn, n, vec2<f32>(m, u.fLn * t / f32(u.C)));
   }
 ${bnPhase}
   storageBarrier();
@@ -140,7 +148,7 @@ ${bnPhase}
     let c = i % u.C;
     let mu = comp(&a, u.iIn) * ld2(u.oIn, i).x + comp(&a, u.iLn) * ld2(u.oLn, n).x + comp(&a, u.iBn) * ld2(u.oBn, c).x;
     let v = comp(&b, u.iIn) * ld2(u.oIn, i).y + comp(&b, u.iLn) * ld2(u.oLn, n).y + comp(&b, u.iBn) * ld2(u.oBn, c).y;
-    mixed[i] = vec4<f32>(mu, 0.0, 1.0 / sqrt(v + u.eps), v);
+    mixed[i] = vec4<f32>(s0, mu, 1.0 / sqrt(v + u.eps), v);
   }
 }
 `;
@@ -253,7 +261,8 @@ fn main(${entryParams("shared")}) {
   if (i >= u.E) { return; }
   let o = u.oCoef + 4u * (i / u.Sv);
   let cf = vec4<f32>(ws[o], ws[o + 1u], ws[o + 2u], ws[o + 3u]);
-  dx[i] = cf.x * dy[i] + cf.y * (x[i] - ${T}(cf.z)) + ${T}(cf.w);
+  // mu_in relative to s0 (see switchMix): (x - s0) - (mu_in - s0)
+  dx[i] = cf.x * dy[i] + cf.y * ((x[i] - ${T}(ws[u.oS0])) - ${T}(cf.z)) + ${T}(cf.w);
 }
 `;
     return { bindings, source, uniforms: SN_U };

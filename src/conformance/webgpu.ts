@@ -4,30 +4,29 @@
  * tolerances: 1e-4 * max(1, max|want|), and 1e-2 on the `*_large_offset` cases (float32 storage,
  * no float64 anywhere: rounding the mean itself to float32 costs ~3e-3 of the spread there).
  *
- * - batch/instance/layer/group/rms/switchable_norm: the GPU twin of the case's layer (layers.ts):
- *   one training forward + backward, the running buffers, then (with x_eval) one eval forward.
+ * - batch/instance/layer/group/rms/switchable_norm: the case's layer itself, moved to the device
+ *   (`await layer.to(device)`): one training forward + backward, the running buffers, then (with
+ *   x_eval) one eval forward — the CPU runner's steps, on GpuTensors.
  * - weight_norm: the effective weight g·v/‖v‖ and dg, dv on the GPU; the wrapped Linear / Conv2d
  *   (a matrix product, not a normalisation) runs on the CPU with that weight.
  * - cosine_norm: every normalisation (inputs, receptive fields, filters; forward and backward) on
  *   the GPU; the products between them on the CPU.
  */
-import type { CaseResult } from "../../conformance/runner.js";
-import { CASE_RUNNERS, checkOutputs } from "../../conformance/runner.js";
-import { loadNormCase } from "../../conformance/cases_norm.js";
-import { loadCosineNormCase, loadWeightNormCase } from "../../conformance/cases_weight.js";
-import { FixtureCase, FixtureError } from "../../conformance/fixture.js";
-import { NormkitError } from "../../errors.js";
-import { CosineLinear } from "../../nn/cosine_norm.js";
-import { Normalization } from "../../nn/normalization.js";
-import { SwitchableNorm } from "../../nn/switchable_norm.js";
-import { col2im, gemmDyColT, gemmWCol, gemmWTDy, im2col, conv2dGeometry } from "../ts/conv2d.js";
-import { linearBackward, linearForward } from "../ts/linear.js";
-import { Tensor } from "../../tensor.js";
-import type { GpuContext } from "./device.js";
-import type { EngineOptions } from "./engine.js";
-import { gpuLayer } from "./layers.js";
-import { GpuTensor, downloadTensor, uploadTensor } from "./tensor.js";
-import { columnsOf, l2NormalizeBackward, l2NormalizeForward, normsBuffer, rowsOf, weightNormBackward, weightNormForward } from "./vector_ops.js";
+import type { CaseResult } from "./runner.js";
+import { checkOutputs, runnerOf } from "./runner.js";
+import { loadNormCase } from "./cases_norm.js";
+import { loadCosineNormCase, loadWeightNormCase } from "./cases_weight.js";
+import { FixtureCase, FixtureError, toTensor } from "./fixture.js";
+import { NormkitError } from "../errors.js";
+import { CosineLinear } from "../nn/cosine_norm.js";
+import { col2im, gemmDyColT, gemmWCol, gemmWTDy, im2col, conv2dGeometry } from "../kernels/ts/conv2d.js";
+import { linearBackward, linearForward } from "../kernels/ts/linear.js";
+import { Tensor } from "../tensor.js";
+import type { GpuContext } from "../kernels/webgpu/device.js";
+import type { EngineOptions } from "../kernels/webgpu/engine.js";
+import { GpuTensor, downloadTensor, uploadTensor } from "../kernels/webgpu/tensor.js";
+import { WebGpuDevice } from "../kernels/webgpu/webgpu_device.js";
+import { columnsOf, l2NormalizeBackward, l2NormalizeForward, normsBuffer, rowsOf, weightNormBackward, weightNormForward } from "../kernels/webgpu/vector_ops.js";
 
 /** FORMAT.md's tolerance for a GPU (float32, no float64) path. */
 export function gpuTolerance(caseName: string): number {
@@ -36,25 +35,21 @@ export function gpuTolerance(caseName: string): number {
 
 const f32 = (t: Tensor) => (t.dtype === "float32" ? t : t.clone("float32"));
 
-async function runNorm(ctx: GpuContext, c: FixtureCase, opts: EngineOptions): Promise<Record<string, Tensor>> {
-  const layer = loadNormCase(c, "float32");
-  if (!(layer instanceof Normalization) && !(layer instanceof SwitchableNorm)) throw new FixtureError(`case "${c.name}": no GPU twin for ${layer.constructor.name}`);
-  const gpu = gpuLayer(ctx, layer, opts);
-  const input = (k: string) => uploadTensor(ctx, c.inputs[k]!.data, c.inputs[k]!.shape, k);
-  gpu.train();
-  gpu.zeroGrad();
+async function runNorm(device: WebGpuDevice, c: FixtureCase): Promise<Record<string, Tensor>> {
+  const layer = await loadNormCase(c, "float32").to(device);
+  const input = (k: string) => device.upload(toTensor(c.inputs[k]!, "float32"));
+  layer.train();
+  layer.zeroGrad();
   const out: Record<string, Tensor> = {};
-  const x = input("x");
-  out["y"] = await downloadTensor(gpu.forward(x));
+  out["y"] = await device.download(layer.forward(input("x")));
   if (c.inputs["dy"]) {
-    out["dx"] = await downloadTensor(gpu.backward(input("dy")));
-    for (const [k, g] of Object.entries(await gpu.grads())) out["d" + k] = g;
+    out["dx"] = await device.download(layer.backward(input("dy")));
+    for (const [k, p] of Object.entries(layer.namedParameters())) out["d" + k] = await device.download(p.grad);
   }
-  const state = await gpu.stateDict();
-  for (const k of Object.keys(layer.namedBuffers())) out[k] = state[k]!;
+  for (const [k, b] of Object.entries(layer.namedBuffers())) out[k] = b.isHost ? b.clone() : await device.download(b);
   if (c.inputs["x_eval"]) {
-    gpu.eval();
-    out["y_eval"] = await downloadTensor(gpu.forward(input("x_eval")));
+    layer.eval();
+    out["y_eval"] = await device.download(layer.forward(input("x_eval")));
   }
   return out;
 }
@@ -65,7 +60,7 @@ async function runWeightNorm(ctx: GpuContext, c: FixtureCase): Promise<Record<st
   const R = wn.dim === 0 ? W.shape[0]! : 1;
   const S = W.size / R;
   const g = uploadTensor(ctx, wn.g.value, undefined, "g"), v = uploadTensor(ctx, wn.v.value, undefined, "v");
-  const w = GpuTensor.zeros(ctx, W.shape, "weight");
+  const w = GpuTensor.zerosOn(ctx, W.shape, "weight");
   const norms = normsBuffer(ctx, R, 2);
   ctx.submit(weightNormForward(ctx, w, norms, g, v, R, S));
   const weight = await downloadTensor(w);
@@ -75,7 +70,7 @@ async function runWeightNorm(ctx: GpuContext, c: FixtureCase): Promise<Record<st
   const y = layer.forward(x);
   const dx = layer.backward(dyFor(y.shape));
   const dW = uploadTensor(ctx, layer.weight.grad, undefined, "dW");
-  const dg = GpuTensor.zeros(ctx, wn.g.value.shape, "dg"), dv = GpuTensor.zeros(ctx, W.shape, "dv");
+  const dg = GpuTensor.zerosOn(ctx, wn.g.value.shape, "dg"), dv = GpuTensor.zerosOn(ctx, W.shape, "dv");
   ctx.submit(weightNormBackward(ctx, dg, dv, dW, v, norms, R, S));
   const out: Record<string, Tensor> = { y, dx, weight, dg: await downloadTensor(dg), dv: await downloadTensor(dv) };
   if (layer.bias) out["dbias"] = layer.bias.grad.clone();
@@ -85,7 +80,7 @@ async function runWeightNorm(ctx: GpuContext, c: FixtureCase): Promise<Record<st
 /** F.normalize of vectors on the GPU; returns the normalised values and the GPU-side state for backward. */
 async function normalizeOnGpu(ctx: GpuContext, data: ArrayLike<number>, shape: readonly number[], layout: ReturnType<typeof rowsOf>, eps: number) {
   const x = uploadTensor(ctx, data, shape, "vectors");
-  const u = GpuTensor.zeros(ctx, shape, "normalized");
+  const u = GpuTensor.zerosOn(ctx, shape, "normalized");
   const norms = normsBuffer(ctx, layout.count);
   ctx.submit(l2NormalizeForward(ctx, u, norms, x, layout, eps));
   return { u, norms, host: (await downloadTensor(u)).data as Float32Array };
@@ -93,7 +88,7 @@ async function normalizeOnGpu(ctx: GpuContext, data: ArrayLike<number>, shape: r
 
 async function normalizeBackwardOnGpu(ctx: GpuContext, du: ArrayLike<number>, state: { u: GpuTensor; norms: GPUBuffer }, layout: ReturnType<typeof rowsOf>, eps: number) {
   const duT = uploadTensor(ctx, du, state.u.shape, "du");
-  const dx = GpuTensor.zeros(ctx, state.u.shape, "dx");
+  const dx = GpuTensor.zerosOn(ctx, state.u.shape, "dx");
   ctx.submit(l2NormalizeBackward(ctx, dx, duT, state.u, state.norms, layout, eps, false));
   return (await downloadTensor(dx)).data as Float32Array;
 }
@@ -148,12 +143,12 @@ export async function runCaseWebGpu(ctx: GpuContext, c: FixtureCase, opts: Engin
 
 /** The outputs of one case computed on the GPU (float32), under the fixture's output names. */
 export async function computeCaseWebGpu(ctx: GpuContext, c: FixtureCase, opts: EngineOptions = {}): Promise<Record<string, Tensor>> {
-  if (!CASE_RUNNERS[c.op]) throw new FixtureError(`case "${c.name}".op: expected one of ${Object.keys(CASE_RUNNERS).join(", ")}, got "${c.op}"`);
+  runnerOf(c);
   let got: Record<string, Tensor>;
   try {
     if (c.op === "weight_norm") got = await runWeightNorm(ctx, c);
     else if (c.op === "cosine_norm") got = await runCosineNorm(ctx, c);
-    else got = await runNorm(ctx, c, opts);
+    else got = await runNorm(new WebGpuDevice(ctx, opts), c);
   } catch (e) {
     if (e instanceof NormkitError) throw new FixtureError(`case "${c.name}": ${e.message}`);
     throw e;
