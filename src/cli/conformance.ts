@@ -1,7 +1,7 @@
 /** `normkit conformance FILE [--dtype float32|float64] [--backend ts|wasm|webgpu]` */
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { formatResult, runCase } from "../conformance/runner.js";
+import { caseDType, fileTolerance, formatResult, runCase } from "../conformance/runner.js";
 import type { CaseResult } from "../conformance/runner.js";
 import type { FixtureCase } from "../conformance/fixture.js";
 import { FixtureError, validateFixture } from "../conformance/fixture.js";
@@ -11,9 +11,11 @@ import type { DType } from "../tensor.js";
 export const CONFORMANCE_USAGE = `usage: normkit conformance FILE [--dtype float64|float32] [--backend auto|ts|wasm|webgpu]
 
 Runs every case of a reference fixture file (see test/data/FORMAT.md) and prints one line per case
-(PASS/FAIL, the worst relative error and where; a case the library rejects is "FAIL name: <error>")
-and a closing "N passed, M failed". A malformed file is one error line instead.
-Tolerance: 1e-9 (float64) or 1e-4 (float32) times max(1, max|want|). Exit 0 when all pass, 1 otherwise.
+(PASS/FAIL, the worst relative error and where; a case the library rejects is "FAIL name: <error>";
+a case whose config.dtype names the other precision is "SKIP") and a closing "N passed, M failed"
+(", K skipped" when some were). A malformed file is one error line instead.
+Tolerance: 1e-9 (float64) or 1e-4 (float32) times max(1, max|want|), or the file's meta.tolerance.
+Exit 0 when all pass, 1 otherwise.
 --backend picks the kernel set: auto (default: WebAssembly for the float32 calls it takes, TypeScript
 for the rest), ts (the TypeScript kernels), wasm (the WebAssembly SIMD kernels; float32; a call they
 do not take falls back to TypeScript and the run says how many did), webgpu (the layers moved to a
@@ -71,6 +73,7 @@ export async function conformance(argv: string[], log: (s: string) => void, err:
     return 1;
   }
   let cases: FixtureCase[];
+  let meta: Record<string, unknown>;
   try {
     let json: unknown;
     try {
@@ -78,7 +81,7 @@ export async function conformance(argv: string[], log: (s: string) => void, err:
     } catch (e) {
       throw new FixtureError(`${file} is not valid JSON (${(e as Error).message})`);
     }
-    cases = validateFixture(json).cases;
+    ({ cases, meta } = validateFixture(json));
   } catch (e) {
     if (e instanceof FixtureError) {
       err(`normkit conformance: malformed fixture: ${e.message}`);
@@ -87,9 +90,10 @@ export async function conformance(argv: string[], log: (s: string) => void, err:
     throw e;
   }
 
-  let run: (c: FixtureCase) => CaseResult | Promise<CaseResult> = (c) => runCase(c, dtype as DType);
+  const tol = fileTolerance(meta, dtype as DType);
+  let run: (c: FixtureCase) => CaseResult | Promise<CaseResult> = (c) => runCase(c, dtype as DType, tol);
   if (chosen === "webgpu") {
-    const gpu = await webgpuRunner(err);
+    const gpu = await webgpuRunner(err, tol);
     if (!gpu) return 1;
     run = gpu;
   } else {
@@ -100,9 +104,15 @@ export async function conformance(argv: string[], log: (s: string) => void, err:
       return 1;
     }
   }
-  let passed = 0, failed = 0;
+  let passed = 0, failed = 0, skipped = 0;
   const noWasm: string[] = [];
   for (const c of cases) {
+    const meant = caseDType(c);
+    if (meant !== null && meant !== dtype) {
+      log(`SKIP  ${c.name}: meant for ${meant} runs (config.dtype)`);
+      skipped++;
+      continue;
+    }
     const before = backend.info().wasmCalls;
     try {
       const r = await run(c);
@@ -118,18 +128,18 @@ export async function conformance(argv: string[], log: (s: string) => void, err:
     if (chosen === "wasm" && backend.info().wasmCalls === before) noWasm.push(c.name);
   }
   if (chosen === "wasm" && noWasm.length) log(`note: ${noWasm.length} of ${cases.length} cases made no WebAssembly call (the TypeScript kernels computed them): ${noWasm.join(", ")}`);
-  log(`${passed} passed, ${failed} failed`);
+  log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
   return failed === 0 ? 0 : 1;
 }
 
 /** The WebGPU case runner on a Dawn-for-Node device, or null (after a one-line error) without an adapter. */
-async function webgpuRunner(err: (s: string) => void): Promise<((c: FixtureCase) => Promise<CaseResult>) | null> {
+async function webgpuRunner(err: (s: string) => void, fileTol: number): Promise<((c: FixtureCase) => Promise<CaseResult>) | null> {
   const { createNodeGpuContext } = await import("../kernels/webgpu/node_device.js");
-  const { runCaseWebGpu } = await import("../conformance/webgpu.js");
+  const { gpuTolerance, runCaseWebGpu } = await import("../conformance/webgpu.js");
   const { WebGpuError } = await import("../kernels/webgpu/errors.js");
   try {
     const ctx = await createNodeGpuContext();
-    return (c) => runCaseWebGpu(ctx, c);
+    return (c) => runCaseWebGpu(ctx, c, {}, Math.max(fileTol, gpuTolerance(c.name)));
   } catch (e) {
     if (e instanceof WebGpuError) {
       err(`normkit conformance: ${e.message}`);

@@ -82,7 +82,8 @@ export function runnerOf(c: FixtureCase): CaseRunner {
 }
 
 /** Runs one case; throws FixtureError for an unknown op, NormkitError for an impossible config. */
-export function runCase(c: FixtureCase, dtype: DType): CaseResult {
+/** Runs one case at tolerance `tol` (default FORMAT.md's for the dtype; see {@link fileTolerance}). */
+export function runCase(c: FixtureCase, dtype: DType, tol: number = TOLERANCE[dtype]): CaseResult {
   const run = runnerOf(c);
   let got: Record<string, Tensor>;
   try {
@@ -91,7 +92,22 @@ export function runCase(c: FixtureCase, dtype: DType): CaseResult {
     if (e instanceof NormkitError) throw new FixtureError(`case "${c.name}": ${e.message}`);
     throw e;
   }
-  return checkOutputs(c, got, TOLERANCE[dtype]);
+  return checkOutputs(c, got, tol);
+}
+
+/**
+ * The tolerance of a file's cases in `dtype`: FORMAT.md's, or the file's own `meta.tolerance[dtype]`
+ * where it states one (FORMAT.md, "Optional keys").
+ */
+export function fileTolerance(meta: Record<string, unknown>, dtype: DType): number {
+  const t = (meta["tolerance"] as Record<string, unknown> | undefined)?.[dtype];
+  return typeof t === "number" && t > 0 ? t : TOLERANCE[dtype];
+}
+
+/** The dtype a case is meant for (`config.dtype`, FORMAT.md), or null for any. */
+export function caseDType(c: FixtureCase): DType | null {
+  const d = c.config["dtype"];
+  return d === "float32" || d === "float64" ? d : null;
 }
 
 /** Compares computed outputs with every expected output of a case at tolerance `tol`. */

@@ -137,8 +137,8 @@ async function runCosineNorm(ctx: GpuContext, c: FixtureCase): Promise<Record<st
 }
 
 /** Runs one case on the GPU and compares it (GPU tolerance); throws FixtureError for an unknown op or a bad config. */
-export async function runCaseWebGpu(ctx: GpuContext, c: FixtureCase, opts: EngineOptions = {}): Promise<CaseResult> {
-  return checkOutputs(c, await computeCaseWebGpu(ctx, c, opts), gpuTolerance(c.name));
+export async function runCaseWebGpu(ctx: GpuContext, c: FixtureCase, opts: EngineOptions = {}, tol = gpuTolerance(c.name)): Promise<CaseResult> {
+  return checkOutputs(c, await computeCaseWebGpu(ctx, c, opts), tol);
 }
 
 /** The outputs of one case computed on the GPU (float32), under the fixture's output names. */
