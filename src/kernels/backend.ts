@@ -10,7 +10,8 @@ import { startThreads, stopThreads } from "./wasm/threads_node.js";
 import { PARALLEL_MIN_ELEMENTS, setWasmThreads, wasmRuntime, wasmUnavailableReason } from "./wasm/wasm.js";
 
 export type { KernelMode } from "./registry.js";
-export type { NormKernels, KernelName } from "./contract/norm.js";
+export type { NormKernels, KernelSetName } from "./contract/kernels.js";
+export type { HostPrimitives } from "./contract/host.js";
 export { PARALLEL_MIN_ELEMENTS } from "./wasm/wasm.js";
 
 export interface BackendOptions {

@@ -8,7 +8,7 @@
  */
 import type { Tensor } from "../tensor.js";
 import type { NormKernels } from "./contract/kernels.js";
-import type { NormKernels as HostPrimitives } from "./contract/norm.js";
+import type { HostPrimitives } from "./contract/host.js";
 import type { AffineKind, NormPlan, NormShape, StatsConfig } from "./contract/view.js";
 import type { FloatArray } from "../tensor.js";
 import { tsKernels, tsPrimitives } from "./ts/index.js";

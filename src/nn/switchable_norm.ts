@@ -26,7 +26,8 @@
 import type { Device } from "../kernels/contract/device.js";
 import type { Scratch, SwitchBackwardArgs, SwitchConfig, SwitchForwardArgs, SwitchWork } from "../kernels/contract/kernels.js";
 import type { NormPlan, NormShape, StatsConfig } from "../kernels/contract/view.js";
-import { HostSwitchWork, softmaxInto } from "../kernels/ts/switchable.js";
+import type { HostSwitchWork } from "../kernels/ts/switchable.js";
+import { softmaxInto } from "../kernels/contract/math.js";
 import { ConfigError, ShapeError, fmtShape } from "../errors.js";
 import { DType, Tensor, sameShape } from "../tensor.js";
 import { Module, Parameter, makeParameter, requireCache } from "./module.js";

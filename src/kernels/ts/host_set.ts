@@ -9,7 +9,7 @@ import type {
   BackwardArgs, ForwardTrainArgs, KernelSetName, NormKernels, NormalizeArgs, Scratch, Stats, SwitchBackwardArgs,
   SwitchForwardArgs, SwitchWork,
 } from "../contract/kernels.js";
-import type { NormKernels as HostPrimitives } from "../contract/norm.js";
+import type { HostPrimitives } from "../contract/host.js";
 import { AffineKind, NormPlan, statCount } from "../contract/view.js";
 import { BackwardScratch, makeBackwardScratch } from "./norm.js";
 import { updateRunningBatch, updateRunningInstance } from "./running.js";

@@ -4,7 +4,7 @@
  * they do not take.
  */
 import type { NormKernels } from "../contract/kernels.js";
-import type { NormKernels as HostPrimitives } from "../contract/norm.js";
+import type { HostPrimitives } from "../contract/host.js";
 import { hostKernelSet } from "./host_set.js";
 import { combineTS, forwardTrainTS, momentsTS, normalizeBackwardTS, normalizeForwardTS } from "./norm.js";
 

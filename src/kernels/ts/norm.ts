@@ -13,7 +13,7 @@
 import type { FloatArray } from "../../tensor.js";
 import type { AffineKind, NormShape, StatsConfig } from "../contract/view.js";
 import { numStats, statCount } from "../contract/view.js";
-import type { BackwardScratch } from "../contract/norm.js";
+import type { BackwardScratch } from "../contract/host.js";
 
 export type { AffineKind, NormPlan, NormShape, StatsConfig } from "../contract/view.js";
 export { numGroups, numStats, statCount } from "../contract/view.js";
@@ -126,7 +126,7 @@ export function forwardTrainTS(
   normalizeForwardTS(y, x, shape, cfg, mean, rstd, affine, weight, bias);
 }
 
-export type { BackwardScratch } from "../contract/norm.js";
+export type { BackwardScratch } from "../contract/host.js";
 
 export function makeBackwardScratch(stats: number, affineSize: number): BackwardScratch {
   return {

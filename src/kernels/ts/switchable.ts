@@ -14,8 +14,9 @@
  */
 import type { Tensor } from "../../tensor.js";
 import type { SwitchBackwardArgs, SwitchConfig, SwitchForwardArgs, SwitchWork } from "../contract/kernels.js";
-import type { NormKernels as HostPrimitives } from "../contract/norm.js";
+import type { HostPrimitives } from "../contract/host.js";
 import type { StatsConfig } from "../contract/view.js";
+import { softmaxInto } from "../contract/math.js";
 import type { HostScratch } from "./host_set.js";
 
 /** Every statistic and gradient array of one (N, C), reused from call to call. */
@@ -57,16 +58,6 @@ export class HostSwitchWork implements SwitchWork {
 }
 
 const IN_CFG: StatsConfig = { perSample: true, groupSize: 1, center: true };
-
-/** softmax(z) into out[0 .. z.length); returns out. */
-export function softmaxInto(out: Float64Array, z: ArrayLike<number>): Float64Array {
-  let m = -Infinity;
-  for (let i = 0; i < z.length; i++) m = Math.max(m, z[i]!);
-  let s = 0;
-  for (let i = 0; i < z.length; i++) s += out[i] = Math.exp(z[i]! - m);
-  for (let i = 0; i < z.length; i++) out[i] /= s;
-  return out;
-}
 
 /** d logit_j += p_j * (d p_j - Σ_k p_k d p_k) */
 function softmaxBackwardAccumulate(grad: { [i: number]: number }, p: Float64Array, dp: Float64Array, n: number): void {

@@ -1,7 +1,7 @@
 /**
  * The WebAssembly SIMD backend: one shared `WebAssembly.Memory`, the kernels of assembly/norm.ts
  * instantiated on it, a small allocator for tensors that live in that memory (see WasmTensor), and
- * the `NormKernels` implementation that the engine selects for float32 NCHW views.
+ * the host primitives (src/kernels/contract/host.ts) of the WebAssembly kernel set (./index.ts).
  *
  * Inputs and outputs already in the memory (WasmTensor data, or any Float32Array view of it) are
  * used in place. Plain Float32Arrays are copied into reusable scratch regions (and outputs copied
@@ -15,9 +15,8 @@
  * have grown to the sizes in use.
  */
 import type { AffineKind, NormShape, StatsConfig } from "../contract/view.js";
-import type { BackwardScratch } from "../contract/norm.js";
 import type { FloatArray } from "../../tensor.js";
-import type { NormKernels } from "../contract/norm.js";
+import type { BackwardScratch, HostPrimitives } from "../contract/host.js";
 import { WASM_BASE64 } from "./wasm_module.js";
 // the call block's layout, generated with assembly/call_block.ts from scripts/wasm-call-block.json
 import {
@@ -308,7 +307,7 @@ function threadsFor(n: number): number {
   return n >= PARALLEL_MIN_ELEMENTS ? threadSetting : 1;
 }
 
-class WasmKernels implements NormKernels {
+class WasmKernels implements HostPrimitives {
   readonly name = "wasm" as const;
   private readonly xR: Region;
   private readonly yR: Region;
@@ -576,7 +575,7 @@ class WasmKernels implements NormKernels {
 let kernels: WasmKernels | null = null;
 
 /** The WebAssembly kernels, or null where the runtime is unavailable. */
-export function wasmKernels(): NormKernels | null {
+export function wasmKernels(): HostPrimitives | null {
   if (kernels) return kernels;
   const rt = wasmRuntime();
   return rt ? (kernels = new WasmKernels(rt)) : null;

@@ -1,6 +1,6 @@
 /// <reference types="@webgpu/types" />
 /**
- * The WebGPU statistics engine: implements GpuNormKernels (contract.ts) by choosing, per call,
+ * The WebGPU statistics engine behind the WebGPU kernel set (kernel_set.ts): it chooses, per call,
  * the kernels sized for the shape:
  *
  * - a statistic of up to WORKGROUP_SIZE * 8 vector units (8192 float32 with vec4): one workgroup
@@ -16,7 +16,6 @@
 import type { AffineKind, NormShape, StatsConfig } from "../contract/view.js";
 import { numStats, statCount } from "../contract/view.js";
 import type { GpuContext, GpuRun, Program } from "./device.js";
-import type { GpuNormKernels, GpuRunning, GpuScratch, GpuStats } from "./contract.js";
 import { WebGpuError } from "./errors.js";
 import type { GpuTensor } from "./tensor.js";
 import type { VecWidth } from "./wgsl.js";
@@ -28,6 +27,27 @@ import {
 import {
   channelGradsProgram, columnFinalProgram, columnPartialProgram, dxApplyProgram, fusedRowBackwardProgram, segmentSumsProgram, statGradsProgram,
 } from "./kernels/backward.js";
+
+/** Statistics on the GPU: `count` entries of vec4 (shift, dmean, rstd, var). */
+export interface GpuStats {
+  readonly buffer: GPUBuffer;
+  readonly count: number;
+}
+
+/** Running statistics to update in forwardTrain. */
+export interface GpuRunning {
+  readonly mean: GpuTensor;
+  readonly var: GpuTensor;
+  /** BatchNorm: per statistic; InstanceNorm: mean over the batch of per-instance statistics. */
+  readonly policy: "batch" | "instance";
+  /** Weight of the new value (PyTorch's momentum, or 1 / num_batches_tracked). */
+  readonly factor: number;
+}
+
+/** Reusable temporary buffers of one caller (re-entrant: one scratch per layer). */
+export interface GpuScratch {
+  get(name: string, bytes: number): GPUBuffer;
+}
 
 export interface EngineOptions {
   /** Use vec4 loads where the shape allows (default true). */
@@ -131,7 +151,12 @@ export function createStats(ctx: GpuContext, count: number): GpuStats {
   return { buffer: ctx.createStorage(count * 16, "stats"), count };
 }
 
-export class WebGpuNormKernels implements GpuNormKernels {
+/**
+ * The WebGPU statistics engine: each method prepares (does not submit) the dispatches of one
+ * operation and returns them as a GpuRun; the kernel set (./kernel_set.ts) submits them, which is
+ * where the kernel contract's operations are implemented.
+ */
+export class WebGpuNormKernels {
   readonly name = "webgpu" as const;
   readonly ctx: GpuContext;
   readonly options: Required<EngineOptions>;

@@ -6,8 +6,8 @@
  * (`ctx.record` collects them instead, for benchmarks). Nothing is read back: statistics, running
  * buffers and gradients stay on the GPU.
  *
- * Only the NCHW view is implemented; `supports` refuses channels-last inputs, and the layer names
- * the problem.
+ * Only the NCHW view is implemented: `supports` refuses channels-last inputs, and a layer with
+ * channelsLast refuses to move to a WebGPU device, by name (Module.to).
  */
 import type { Tensor } from "../../tensor.js";
 import type {
@@ -16,9 +16,7 @@ import type {
 } from "../contract/kernels.js";
 import type { AffineKind, NormPlan, StatsConfig } from "../contract/view.js";
 import type { GpuContext } from "./device.js";
-import type { GpuRunning, GpuStats } from "./contract.js";
-import { EngineOptions, Scratch as GpuScratchBuffers, WebGpuNormKernels, createStats, makeView } from "./engine.js";
-import { WebGpuError } from "./errors.js";
+import { EngineOptions, GpuRunning, GpuStats, Scratch as GpuScratchBuffers, WebGpuNormKernels, createStats, makeView } from "./engine.js";
 import { GpuTensor } from "./tensor.js";
 import { WORKGROUP_SIZE as WG } from "./wgsl.js";
 import { switchBackwardProgram, switchDxProgram, switchMixProgram, switchableLayout } from "./kernels/switchable.js";
@@ -146,9 +144,4 @@ export class WebGpuKernelSet implements NormKernels {
     run.push(this.ctx.prepare(switchDxProgram({ vec }) as never, u as never, [gpu(o.x).buffer, gpu(o.dy).buffer, wk.ws, gpu(o.dx).buffer], Math.ceil(u.E / WG)));
     this.ctx.submit(run);
   }
-}
-
-/** Refuses a layer configuration the WebGPU kernels do not implement, by name. */
-export function webgpuUnsupported(what: string): never {
-  throw new WebGpuError("unsupported", what);
 }

@@ -1,10 +1,9 @@
 /**
- * The typed kernel contract: what a backend must compute for the statistics engine. The plain
- * TypeScript kernels (src/backend/ts_kernels.ts, exact, float32 and float64, every layout) and the
- * WebAssembly SIMD kernels (src/backend/wasm.ts, float32 NCHW views) both implement it; the engine
- * picks one per call (src/backend/select.ts). Arguments are positional and every output is a
- * caller-provided array, so that a call allocates nothing. Semantics are those of the
- * engine functions of the same name in src/engine/stats.ts.
+ * The host primitives: the array-level kernels (plain typed arrays, positional arguments, every
+ * output a caller-provided array, nothing allocated) that the two host kernel sets are made of —
+ * the TypeScript kernels (src/kernels/ts/norm.ts, exact, float32 and float64, every layout) and the
+ * WebAssembly SIMD kernels (src/kernels/wasm/wasm.ts, float32 NCHW views). src/kernels/ts/host_set.ts
+ * turns a set of them into the kernel contract (./kernels.ts); layers never see them.
  */
 import type { FloatArray } from "../../tensor.js";
 import type { AffineKind, NormShape, StatsConfig } from "./view.js";
@@ -21,10 +20,8 @@ export interface BackwardScratch {
 }
 
 
-export type KernelName = "ts" | "wasm";
-
-export interface NormKernels {
-  readonly name: KernelName;
+export interface HostPrimitives {
+  readonly name: "ts" | "wasm";
 
   /** Whether this backend can run a call on these arrays and this view (dtype, layout). */
   supports(x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig, affine: AffineKind): boolean;
