@@ -11,7 +11,7 @@
  *   parameters, gradients and buffers there (see src/kernels/contract/device.ts). Its inputs must
  *   be tensors of that device; a tensor of another gets a DeviceError naming both.
  */
-import { DeviceError, StateDictError, StateError, fmtShape } from "../errors.js";
+import { DeviceError, ShapeError, StateDictError, StateError, fmtShape } from "../errors.js";
 import type { Device } from "../kernels/contract/device.js";
 import { cpu } from "../kernels/cpu.js";
 import { DType, Tensor, sameShape } from "../tensor.js";
@@ -32,6 +32,8 @@ export abstract class Module {
   training = true;
   readonly dtype: DType;
   private currentDevice: Device = cpu;
+  /** Buffers registered by the module (registerBuffer): they move with it. */
+  private readonly registered: Record<string, Tensor> = {};
 
   constructor(dtype: DType) {
     this.dtype = dtype;
@@ -81,13 +83,14 @@ export abstract class Module {
       };
       const moved: [MovableParameter, Tensor, Tensor][] = [];
       for (const p of Object.values(m.ownParameters())) moved.push([p as MovableParameter, await move(p.value), await move(p.grad)]);
-      const buffers = await m.moveBuffers(move);
+      const buffers: [string, Tensor][] = [];
+      for (const [k, b] of Object.entries(m.registered)) buffers.push([k, await move(b)]);
       // every transfer has succeeded: now swap them in
       for (const [p, v, g] of moved) {
         p.value = v;
         p.grad = g;
       }
-      buffers();
+      for (const [k, b] of buffers) m.registered[k] = b;
       m.currentDevice = device;
       m.movedTo(device);
     }
@@ -113,14 +116,6 @@ export abstract class Module {
     return this.children().length ? {} : this.namedParameters();
   }
 
-  /**
-   * Moves the buffers this module holds itself with `move` and returns a function that installs
-   * the moved tensors (called once every transfer has succeeded). Default: none.
-   */
-  protected async moveBuffers(_move: (t: Tensor) => Promise<Tensor>): Promise<() => void> {
-    return () => {};
-  }
-
   /** Called after a move (layers drop device-specific caches here). */
   protected movedTo(_device: Device): void {}
 
@@ -128,6 +123,14 @@ export abstract class Module {
   protected checkDevice(t: Tensor, name: string, method: string): void {
     if (!this.currentDevice.holds(t)) {
       throw new DeviceError(name, `a tensor on ${this.currentDevice.label} (the layer's device)`, `a tensor on ${t.device}`, `${this.constructor.name}.${method}`);
+    }
+  }
+
+  /** Checks a caller-provided output: on this module's device, the shape of `like`, the module's dtype. */
+  protected checkOutput(out: Tensor, like: Tensor, method: string): void {
+    this.checkDevice(out, "out", method);
+    if (!sameShape(out.shape, like.shape) || out.dtype !== this.dtype) {
+      throw new ShapeError("out", `a ${this.dtype} tensor of shape ${fmtShape(like.shape)}`, `${out.dtype} ${fmtShape(out.shape)}`, `${this.constructor.name}.${method}`);
     }
   }
 
@@ -143,9 +146,21 @@ export abstract class Module {
 
   /** Learnable parameters by PyTorch name (weight, bias, ...). */
   abstract namedParameters(): Record<string, Parameter>;
-  /** Non-learnable state by PyTorch name (running_mean, running_var, num_batches_tracked). */
+  /** Non-learnable state by PyTorch name (running_mean, running_var, num_batches_tracked): the registered buffers by default. */
   namedBuffers(): Record<string, Tensor> {
-    return {};
+    return { ...this.registered };
+  }
+
+  /**
+   * Registers (or replaces) a buffer: state that is not learned but moves with the module (PyTorch's
+   * `register_buffer`), on the module's device. Host-only state (a counter) is not registered.
+   */
+  protected registerBuffer(name: string, t: Tensor): void {
+    this.registered[name] = t;
+  }
+  /** A registered buffer, or null. */
+  protected bufferOf(name: string): Tensor | null {
+    return this.registered[name] ?? null;
   }
 
   train(mode = true): this {

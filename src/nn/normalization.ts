@@ -51,7 +51,6 @@ export abstract class Normalization extends Module {
   readonly numBatchesTracked: Tensor | null;
   protected readonly affineKind: AffineKind;
   protected readonly runningPolicy: RunningPolicy;
-  private running: { mean: Tensor; variance: Tensor } | null;
   private cache: ForwardCache | null = null;
   // Reused between calls so that forward / backward with `out` allocate nothing: the statistics
   // (replaced instead of overwritten once lastStatistics() has handed them out), the scratch, and
@@ -88,7 +87,10 @@ export abstract class Normalization extends Module {
     this.bias = init.bias ? makeParameter(init.affineShape, init.dtype, 0) : null;
     this.runningPolicy = init.running;
     const track = init.running !== "none";
-    this.running = track ? { mean: Tensor.zeros([init.runningSize], init.dtype), variance: Tensor.full([init.runningSize], 1, init.dtype) } : null;
+    if (track) {
+      this.registerBuffer("running_mean", Tensor.zeros([init.runningSize], init.dtype));
+      this.registerBuffer("running_var", Tensor.full([init.runningSize], 1, init.dtype));
+    }
     this.numBatchesTracked = track ? Tensor.zeros([], "float64") : null;
   }
 
@@ -97,12 +99,13 @@ export abstract class Normalization extends Module {
 
   /** running_mean (on the layer's device), or null without running statistics. */
   get runningMean(): Tensor | null {
-    return this.running?.mean ?? null;
+    return this.bufferOf("running_mean");
   }
   /** running_var (unbiased, on the layer's device), or null. */
   get runningVar(): Tensor | null {
-    return this.running?.variance ?? null;
+    return this.bufferOf("running_var");
   }
+
 
   override namedParameters(): Record<string, Parameter> {
     const out: Record<string, Parameter> = {};
@@ -111,22 +114,14 @@ export abstract class Normalization extends Module {
     return out;
   }
   override namedBuffers(): Record<string, Tensor> {
-    if (!this.running || !this.numBatchesTracked) return {};
-    return { running_mean: this.running.mean, running_var: this.running.variance, num_batches_tracked: this.numBatchesTracked };
+    if (!this.numBatchesTracked) return {};
+    return { ...super.namedBuffers(), num_batches_tracked: this.numBatchesTracked };
   }
 
   protected override deviceProblem(device: Device): string | null {
     if (device.type === "cpu") return null;
     if ((this as { channelsLast?: boolean }).channelsLast) return `channelsLast is not implemented by the ${device.type} kernels`;
     return null;
-  }
-  protected override async moveBuffers(move: (t: Tensor) => Promise<Tensor>): Promise<() => void> {
-    const r = this.running;
-    if (!r) return () => {};
-    const mean = await move(r.mean), variance = await move(r.variance);
-    return () => {
-      this.running = { mean, variance };
-    };
   }
   protected override movedTo(): void {
     this.cache = null;
@@ -137,14 +132,15 @@ export abstract class Normalization extends Module {
 
   /** Restores running_mean = 0, running_var = 1, num_batches_tracked = 0. */
   resetRunningStats(): void {
-    const r = this.running;
-    if (!r) return;
+    const mean = this.runningMean, variance = this.runningVar;
+    if (!mean || !variance) return;
     const d = this.device;
     if (d.type === "cpu") {
-      r.mean.data.fill(0);
-      r.variance.data.fill(1);
+      mean.data.fill(0);
+      variance.data.fill(1);
     } else {
-      this.running = { mean: d.upload(Tensor.zeros(r.mean.shape, this.dtype)), variance: d.upload(Tensor.full(r.variance.shape, 1, this.dtype)) };
+      this.registerBuffer("running_mean", d.upload(Tensor.zeros(mean.shape, this.dtype)));
+      this.registerBuffer("running_var", d.upload(Tensor.full(variance.shape, 1, this.dtype)));
     }
     this.numBatchesTracked?.data.fill(0);
   }
@@ -161,7 +157,7 @@ export abstract class Normalization extends Module {
 
   /** Whether this call normalises with the running statistics instead of the input's. */
   private usesRunning(): boolean {
-    return !this.training && this.running !== null;
+    return !this.training && this.runningMean !== null;
   }
 
   /** The plan of x: the last one when x has the same shape and dtype (validation gives the same answer). */
@@ -180,13 +176,6 @@ export abstract class Normalization extends Module {
     return `${this.constructor.name}.${method}`;
   }
 
-  private checkOut(out: Tensor, like: Tensor, method: string): void {
-    this.checkDevice(out, "out", method);
-    if (!sameShape(out.shape, like.shape) || out.dtype !== this.dtype) {
-      throw new ShapeError("out", `a ${this.dtype} tensor of shape ${fmtShape(like.shape)}`, `${out.dtype} ${fmtShape(out.shape)}`, this.where(method));
-    }
-  }
-
   /** Statistics of K groups from the device's kernels, reused while K stays. */
   private statsFor(kernels: NormKernels, K: number): Stats {
     if (this.statsExposed || !this.stats || this.stats.count !== K) {
@@ -199,7 +188,7 @@ export abstract class Normalization extends Module {
   forward(x: Tensor, out?: Tensor): Tensor {
     this.checkDevice(x, "x", "forward");
     const plan0 = this.planFor(x);
-    if (out) this.checkOut(out, x, "forward");
+    if (out) this.checkOutput(out, x, "forward");
     const fixed = this.usesRunning();
     const { shape } = plan0;
     const empty = x.size === 0;
@@ -237,9 +226,9 @@ export abstract class Normalization extends Module {
     a.running = running;
     a.scratch = this.scratch;
     if (fixed) {
-      const e = (this.evalArgs ??= { runningMean: this.running!.mean, runningVar: this.running!.variance, eps: this.eps, stats });
-      e.runningMean = this.running!.mean;
-      e.runningVar = this.running!.variance;
+      const e = (this.evalArgs ??= { runningMean: this.runningMean!, runningVar: this.runningVar!, eps: this.eps, stats });
+      e.runningMean = this.runningMean!;
+      e.runningVar = this.runningVar!;
       e.stats = stats;
       kernels.statsFromRunning(e);
       kernels.normalize(a);
@@ -278,18 +267,18 @@ export abstract class Normalization extends Module {
    * without running statistics.
    */
   private runningUpdate(): RunningUpdate | null {
-    const r = this.running;
-    if (this.runningPolicy === "none" || !r) return null;
+    const mean = this.runningMean, variance = this.runningVar;
+    if (this.runningPolicy === "none" || !mean || !variance) return null;
     let u = this.runArgs;
     if (!u) {
       // PyTorch's InstanceNorm does not count batches; it passes momentum null on as 0.0
       // (torch/nn/modules/instancenorm.py: `self.momentum if self.momentum is not None else 0.0`),
       // so the running statistics stay where they are. (factor: created null, see makeForwardArgs)
-      u = this.runArgs = { mean: r.mean, variance: r.variance, policy: this.runningPolicy, factor: null as unknown as number };
+      u = this.runArgs = { mean, variance, policy: this.runningPolicy, factor: null as unknown as number };
       u.factor = this.momentum ?? 0;
     }
-    u.mean = r.mean;
-    u.variance = r.variance;
+    u.mean = mean;
+    u.variance = variance;
     const nbt = this.numBatchesTracked!;
     if (this.runningPolicy === "batch") {
       nbt.data[0] = nbt.data[0]! + 1;
@@ -307,7 +296,7 @@ export abstract class Normalization extends Module {
     this.checkDevice(dy, "dy", "backward");
     if (dy.dtype !== this.dtype) throw new ConfigError("dy.dtype", `${this.dtype} (the layer's dtype)`, dy.dtype, this.where("backward"));
     if (!sameShape(dy.shape, c.x.shape)) throw new ShapeError("dy", `shape ${fmtShape(c.x.shape)} (the input's)`, `shape ${fmtShape(dy.shape)}`, this.where("backward"));
-    if (out) this.checkOut(out, c.x, "backward");
+    if (out) this.checkOutput(out, c.x, "backward");
     const dx = out ?? this.device.zeros(c.x.shape, this.dtype);
     if (c.x.size === 0) return dx;
     const kernels = this.device.kernels;

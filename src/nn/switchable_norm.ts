@@ -100,7 +100,6 @@ export class SwitchableNorm extends Module {
   readonly bias: Parameter;
   readonly meanWeight: Parameter;
   readonly varWeight: Parameter;
-  private running: { mean: Tensor; variance: Tensor } | null;
   private cache: SNCache | null = null;
   private scratch: Scratch | null = null;
   private work: SwitchWork | null = null;
@@ -139,15 +138,18 @@ export class SwitchableNorm extends Module {
     this.meanWeight = makeParameter([this.components.length], dtype, 1);
     this.varWeight = makeParameter([this.components.length], dtype, 1);
     const rShape = spatialDims === 0 ? [1, C] : [1, C, 1];
-    this.running = this.usingBN ? { mean: Tensor.zeros(rShape, dtype), variance: Tensor.zeros(rShape, dtype) } : null;
+    if (this.usingBN) {
+      this.registerBuffer("running_mean", Tensor.zeros(rShape, dtype));
+      this.registerBuffer("running_var", Tensor.zeros(rShape, dtype));
+    }
   }
 
   /** running_mean of the BN branch (on the layer's device), or null without it. */
   get runningMean(): Tensor | null {
-    return this.running?.mean ?? null;
+    return this.bufferOf("running_mean");
   }
   get runningVar(): Tensor | null {
-    return this.running?.variance ?? null;
+    return this.bufferOf("running_var");
   }
 
   /** The blend's configuration in the kernel contract's terms (variance factors of this shape). */
@@ -173,21 +175,9 @@ export class SwitchableNorm extends Module {
   override namedParameters(): Record<string, Parameter> {
     return { weight: this.weight, bias: this.bias, mean_weight: this.meanWeight, var_weight: this.varWeight };
   }
-  override namedBuffers(): Record<string, Tensor> {
-    return this.running ? { running_mean: this.running.mean, running_var: this.running.variance } : {};
-  }
-
   protected override deviceProblem(device: Device): string | null {
     if (device.type !== "cpu" && this.channelsLast) return `channelsLast is not implemented by the ${device.type} kernels`;
     return null;
-  }
-  protected override async moveBuffers(move: (t: Tensor) => Promise<Tensor>): Promise<() => void> {
-    const r = this.running;
-    if (!r) return () => {};
-    const mean = await move(r.mean), variance = await move(r.variance);
-    return () => {
-      this.running = { mean, variance };
-    };
   }
   protected override movedTo(): void {
     this.cache = null;
@@ -262,18 +252,11 @@ export class SwitchableNorm extends Module {
     return { N, C, S: x.size / (N * C), channelsLast: cl };
   }
 
-  private checkOut(out: Tensor, like: Tensor, method: string): void {
-    this.checkDevice(out, "out", method);
-    if (!sameShape(out.shape, like.shape) || out.dtype !== this.dtype) {
-      throw new ShapeError("out", `a ${this.dtype} tensor of shape ${fmtShape(like.shape)}`, `${out.dtype} ${fmtShape(out.shape)}`, this.where(method));
-    }
-  }
-
   /** y for x; into `out` (same shape and dtype as x) when given. */
   forward(x: Tensor, out?: Tensor): Tensor {
     this.checkDevice(x, "x", "forward");
     const plan = this.planFor(x);
-    if (out) this.checkOut(out, x, "forward");
+    if (out) this.checkOutput(out, x, "forward");
     const { N, C, S } = plan.shape;
     const ref = this.variance === "reference";
     const bnFromBatch = this.usingBN && this.training;
@@ -301,8 +284,8 @@ export class SwitchableNorm extends Module {
     a.meanWeight = this.meanWeight.value;
     a.varWeight = this.varWeight.value;
     a.bnFromBatch = bnFromBatch;
-    a.runningMean = this.running?.mean ?? null;
-    a.runningVar = this.running?.variance ?? null;
+    a.runningMean = this.runningMean;
+    a.runningVar = this.runningVar;
     a.scratch = this.scratch;
     kernels.switchForward(a);
     const cache = this.cache;
@@ -325,7 +308,7 @@ export class SwitchableNorm extends Module {
     this.checkDevice(dy, "dy", "backward");
     if (dy.dtype !== this.dtype) throw new ConfigError("dy.dtype", `${this.dtype} (the layer's dtype)`, dy.dtype, this.where("backward"));
     if (!sameShape(dy.shape, c0.x.shape)) throw new ShapeError("dy", `shape ${fmtShape(c0.x.shape)} (the input's)`, `shape ${fmtShape(dy.shape)}`, this.where("backward"));
-    if (out) this.checkOut(out, c0.x, "backward");
+    if (out) this.checkOutput(out, c0.x, "backward");
     const dx = out ?? this.device.zeros(c0.x.shape, this.dtype);
     const a = (this.bwdArgs ??= {
       dx, dy, x: c0.x, plan: c0.plan, config: this.switchConfig(c0.plan.shape), work: this.work!, bnFromBatch: c0.bnFromBatch,

@@ -74,6 +74,21 @@ export function maxRelDiff(a: ArrayLike<number> | Tensor, b: ArrayLike<number> |
   return den === 0 ? d : d / den;
 }
 
+/**
+ * FORMAT.md's measure: max |got - want| / max(1, max |want|); Infinity where any difference is NaN.
+ * Shapes must agree.
+ */
+export function relToScale(got: Tensor, want: Tensor): number {
+  assert.deepEqual([...got.shape], [...want.shape], "relToScale: shapes");
+  let scale = 1, worst = 0;
+  for (let i = 0; i < want.size; i++) scale = Math.max(scale, Math.abs(want.data[i]!));
+  for (let i = 0; i < want.size; i++) {
+    const e = Math.abs(got.data[i]! - want.data[i]!);
+    worst = Number.isNaN(e) ? Infinity : Math.max(worst, e);
+  }
+  return worst / scale;
+}
+
 /** Asserts equal shapes (for tensors) and maxRelDiff <= tol. */
 export function assertClose(actual: ArrayLike<number> | Tensor, expected: ArrayLike<number> | Tensor, tol: number, what: string, floor = 0): void {
   if (actual instanceof Tensor && expected instanceof Tensor) {

@@ -22,7 +22,7 @@ import { caseDType, fileTolerance } from "../../src/conformance/runner.js";
 import type { CaseResult } from "../../src/conformance/runner.js";
 import { WebGpuDevice, gpuTolerance, runCaseWebGpu } from "../../src/webgpu.js";
 import { createNodeGpuContext } from "../../src/kernels/webgpu/node_device.js";
-import { randn } from "./helpers.js";
+import { randn, relToScale } from "./helpers.js";
 
 const root = fileURLToPath(new URL("../../..", import.meta.url));
 const FIXTURES = ["pytorch-fixtures.json", "pytorch-module-tests.json", "switchable-offset.json"].map((f) => ({
@@ -89,16 +89,7 @@ const LAYERS: [string, Make, number[]][] = [
 
 const f32 = (n: number, seed: number, offset = 0, scale = 1) => randn(n, seed).map((v) => Math.fround(offset + scale * v));
 
-function rel(got: Tensor, want: Tensor): number {
-  assert.deepEqual(got.shape, want.shape);
-  let scale = 1, worst = 0;
-  for (let i = 0; i < want.size; i++) scale = Math.max(scale, Math.abs(want.data[i]!));
-  for (let i = 0; i < want.size; i++) {
-    const e = Math.abs(got.data[i]! - want.data[i]!);
-    worst = Number.isNaN(e) ? Infinity : Math.max(worst, e);
-  }
-  return worst / scale;
-}
+const rel = relToScale;
 
 /** The layer's host state and gradients (downloaded from its device). */
 async function hostState(layer: Module): Promise<Record<string, Tensor>> {

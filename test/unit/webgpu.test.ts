@@ -24,7 +24,7 @@ import {
 import type { EngineOptions } from "../../src/webgpu.js";
 import { SWIFTSHADER_ICD, createNodeGpuContext } from "../../src/kernels/webgpu/node_device.js";
 import { dispatchSize } from "../../src/kernels/webgpu/wgsl.js";
-import { randn } from "./helpers.js";
+import { randn, relToScale } from "./helpers.js";
 
 const root = fileURLToPath(new URL("../../..", import.meta.url));
 const fixturePath = join(root, "test/data/pytorch-fixtures.json");
@@ -46,15 +46,7 @@ function gpu(t: { skip(m: string): void }): GpuContext | null {
   return null;
 }
 
-const rel = (got: Tensor, want: Tensor): number => {
-  let scale = 1, worst = 0;
-  for (let i = 0; i < want.size; i++) scale = Math.max(scale, Math.abs(want.data[i]!));
-  for (let i = 0; i < want.size; i++) {
-    const e = Math.abs(got.data[i]! - want.data[i]!);
-    worst = Number.isNaN(e) ? Infinity : Math.max(worst, e);
-  }
-  return worst / scale;
-};
+const rel = relToScale;
 const f32vals = (n: number, seed: number, offset = 0, scale = 1) => randn(n, seed).map((v) => Math.fround(offset + scale * v));
 
 type Make = (dtype: DType) => Normalization | SwitchableNorm;
