@@ -271,6 +271,13 @@ export class Sequential extends Module {
     for (const l of this.layers) l.train(mode);
     return this;
   }
+  override children(): Module[] {
+    return [...this.layers];
+  }
+  /** A container holds no tensors of its own: it goes wherever all its layers can. */
+  protected override deviceProblem(): string | null {
+    return null;
+  }
 }
 
 /** A layer whose forward and backward can write into a caller-provided output (the norm layers). */
@@ -312,5 +319,8 @@ export class ReuseOutputs extends Module {
     this.training = mode;
     this.inner.train(mode);
     return this;
+  }
+  override children(): Module[] {
+    return [this.inner];
   }
 }

@@ -13,8 +13,9 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
-  BatchNorm, DeviceError, GroupNorm, InstanceNorm, LayerNorm, RMSNorm, SwitchableNorm1d, SwitchableNorm2d, Tensor, validateFixture,
+  BatchNorm, DeviceError, GroupNorm, InstanceNorm, LayerNorm, RMSNorm, SwitchableNorm1d, SwitchableNorm2d, Tensor, cpu, validateFixture,
 } from "../../src/index.js";
+import { ReLU, Sequential } from "../../src/nn/basic.js";
 import type { DType } from "../../src/index.js";
 import type { Normalization } from "../../src/nn/normalization.js";
 import type { SwitchableNorm } from "../../src/nn/switchable_norm.js";
@@ -180,6 +181,64 @@ describe("WebGPU backend (Dawn for Node)", () => {
     for (let i = 0; i < 3; i++) layer.backward(layer.forward(x));
     await downloadTensor(x);
     assert.equal(c.pipelineCount, n);
+  });
+
+  describe("Module.to(device)", () => {
+    it("moves a Sequential of norm layers: training steps match the host, zeroGrad reaches every child", async (t) => {
+      const c = gpu(t);
+      if (!c) return;
+      const dev = new WebGpuDevice(c);
+      const make = () => new Sequential([new GroupNorm({ numGroups: 2, numChannels: 4 }), new BatchNorm({ numFeatures: 4 }), new InstanceNorm({ numFeatures: 4, affine: true })]);
+      const host = make(), moved = make();
+      assert.equal(await moved.to(dev), moved);
+      assert.ok(moved.modules().every((m) => m.device === dev));
+      const x = Tensor.from(f32vals(2 * 4 * 9, 41), [2, 4, 3, 3]), dy = Tensor.from(f32vals(2 * 4 * 9, 42), [2, 4, 3, 3]);
+      for (let step = 0; step < 2; step++) {
+        host.zeroGrad();
+        moved.zeroGrad();
+        const y = host.forward(x), gy = await dev.download(moved.forward(dev.upload(x)));
+        host.backward(dy);
+        moved.backward(dev.upload(dy));
+        assert.ok(rel(gy, y) <= 1e-5, `step ${step} y`);
+      }
+      const hp = host.namedParameters(), mp = moved.namedParameters();
+      assert.deepEqual(Object.keys(mp), Object.keys(hp));
+      for (const k of Object.keys(hp)) assert.ok(rel(await dev.download(mp[k]!.grad), hp[k]!.grad) <= 1e-5, `grad ${k} (zeroGrad between steps)`);
+      await moved.to(cpu);
+      const hs = host.stateDict(), ms = moved.stateDict();
+      for (const k of Object.keys(hs)) assert.ok(rel(ms[k]!, hs[k]!) <= 1e-5, k);
+    });
+
+    it("refuses a model with a module that has no WebGPU kernels, by name, and moves nothing", async (t) => {
+      const c = gpu(t);
+      if (!c) return;
+      const bn = new BatchNorm({ numFeatures: 3 });
+      const model = new Sequential([bn, new ReLU()]);
+      const w = bn.weight!.value;
+      await assert.rejects(model.to(new WebGpuDevice(c)), (e: unknown) => e instanceof DeviceError && /ReLU\.to: .*ReLU has no webgpu kernels/.test((e as Error).message));
+      assert.ok(model.modules().every((m) => m.device === cpu));
+      assert.equal(bn.weight!.value, w);
+      assert.ok(bn.runningMean!.isHost);
+    });
+
+    it("host-only methods on a module on the GPU are DeviceErrors; an out tensor of another device too", async (t) => {
+      const c = gpu(t);
+      if (!c) return;
+      const dev = new WebGpuDevice(c);
+      const gn = await new GroupNorm({ numGroups: 1, numChannels: 2 }).to(dev);
+      const sn = await new SwitchableNorm2d({ numFeatures: 2 }).to(dev);
+      const x = dev.upload(Tensor.from(f32vals(2 * 2 * 4, 43), [2, 2, 2, 2]));
+      gn.forward(x);
+      sn.forward(x);
+      for (const [what, fn] of [
+        ["GroupNorm.lastStatistics", () => gn.lastStatistics()], ["SwitchableNorm2d.lastStatistics", () => sn.lastStatistics()],
+        ["SwitchableNorm2d.importance", () => sn.importance()], ["GroupNorm.loadStateDict", () => gn.loadStateDict({})],
+      ] as const) {
+        assert.throws(fn, (e: unknown) => e instanceof DeviceError && new RegExp(`${what}: module: expected a module on the host`).test((e as Error).message), what);
+      }
+      assert.throws(() => gn.forward(x, Tensor.zeros([2, 2, 2, 2])), (e: unknown) => e instanceof DeviceError && /GroupNorm\.forward: out: expected a tensor on webgpu/.test((e as Error).message));
+      assert.throws(() => sn.backward(Tensor.zeros([2, 2, 2, 2])), (e: unknown) => e instanceof DeviceError && /SwitchableNorm2d\.backward: dy: expected a tensor on webgpu/.test((e as Error).message));
+    });
   });
 
   describe("errors are loud, never silent numbers", () => {
