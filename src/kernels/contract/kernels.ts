@@ -7,7 +7,8 @@
  * - Every operation takes one options object with named fields; every output is a field of it
  *   (`y`, `dx`, `dweight`, `stats` ...), written in place. Nothing is returned and, on the host,
  *   nothing is allocated in a call.
- * - Tensors are `Tensor`s of the set's device: host tensors for ts / wasm, `GpuTensor`s for webgpu.
+ * - Generic over the storage: `T` is the tensor type of the set's device — host `Tensor`s for ts and
+ *   wasm (`NormKernels<Tensor>`), `GpuTensor`s for webgpu (`NormKernels<GpuTensor>`).
  *   Statistics, scratch and Switchable Norm's work arrays are opaque objects the set creates
  *   (`createStats`, `createScratch`, `createSwitchWork`) and the layer keeps between calls.
  * - The WebGPU set enqueues: no operation reads anything back to the host.
@@ -30,9 +31,9 @@ export interface Scratch {
 }
 
 /** The running-statistics update a training forward applies (PyTorch's convention). */
-export interface RunningUpdate {
-  readonly mean: Tensor;
-  readonly variance: Tensor;
+export interface RunningUpdate<T extends Tensor = Tensor> {
+  readonly mean: T;
+  readonly variance: T;
   /**
    * "batch": one statistic per channel, running_var gets the UNBIASED batch variance;
    * "instance": the batch mean over N of the per-instance statistics (unbiased variance).
@@ -43,39 +44,39 @@ export interface RunningUpdate {
 }
 
 /** What the normalisation of x with given statistics needs. */
-export interface NormalizeArgs {
+export interface NormalizeArgs<T extends Tensor = Tensor> {
   /** Output, same shape as x (overwritten). */
-  readonly y: Tensor;
-  readonly x: Tensor;
+  readonly y: T;
+  readonly x: T;
   readonly plan: NormPlan;
   readonly stats: Stats;
   readonly affine: AffineKind;
   /** Per channel ("channel") or per element of a sample ("element"); null = 1. */
-  readonly weight: Tensor | null;
+  readonly weight: T | null;
   /** null = 0. */
-  readonly bias: Tensor | null;
+  readonly bias: T | null;
 }
 
-export interface ForwardTrainArgs extends NormalizeArgs {
+export interface ForwardTrainArgs<T extends Tensor = Tensor> extends NormalizeArgs<T> {
   readonly eps: number;
   /** Applied after the statistics are known; null for none. */
-  readonly running: RunningUpdate | null;
+  readonly running: RunningUpdate<T> | null;
   readonly scratch: Scratch;
 }
 
-export interface BackwardArgs {
+export interface BackwardArgs<T extends Tensor = Tensor> {
   /** Overwritten; null when only parameter gradients are wanted. */
-  readonly dx: Tensor | null;
+  readonly dx: T | null;
   /** ACCUMULATED (+=); null to skip. */
-  readonly dweight: Tensor | null;
-  readonly dbias: Tensor | null;
-  readonly dy: Tensor;
-  readonly x: Tensor;
+  readonly dweight: T | null;
+  readonly dbias: T | null;
+  readonly dy: T;
+  readonly x: T;
   readonly plan: NormPlan;
   /** The statistics of the forward. */
   readonly stats: Stats;
   readonly affine: AffineKind;
-  readonly weight: Tensor | null;
+  readonly weight: T | null;
   /** The forward used fixed (running) statistics: they are constants, dx = rstd * w * dy. */
   readonly fixedStats: boolean;
   readonly scratch: Scratch;
@@ -107,49 +108,49 @@ export interface SwitchWork {
   readonly C: number;
 }
 
-export interface SwitchForwardArgs {
-  readonly y: Tensor;
-  readonly x: Tensor;
+export interface SwitchForwardArgs<T extends Tensor = Tensor> {
+  readonly y: T;
+  readonly x: T;
   /** The instance view of x: per sample and channel. */
   readonly plan: NormPlan;
   readonly config: SwitchConfig;
   readonly work: SwitchWork;
-  readonly weight: Tensor;
-  readonly bias: Tensor;
-  readonly meanWeight: Tensor;
-  readonly varWeight: Tensor;
+  readonly weight: T;
+  readonly bias: T;
+  readonly meanWeight: T;
+  readonly varWeight: T;
   /** BN statistics from the batch (training) or from runningMean / runningVar (eval). */
   readonly bnFromBatch: boolean;
   /** null without a BN component. Updated when bnFromBatch. */
-  readonly runningMean: Tensor | null;
-  readonly runningVar: Tensor | null;
+  readonly runningMean: T | null;
+  readonly runningVar: T | null;
   readonly scratch: Scratch;
 }
 
-export interface SwitchBackwardArgs {
-  readonly dx: Tensor;
-  readonly dy: Tensor;
-  readonly x: Tensor;
+export interface SwitchBackwardArgs<T extends Tensor = Tensor> {
+  readonly dx: T;
+  readonly dy: T;
+  readonly x: T;
   readonly plan: NormPlan;
   readonly config: SwitchConfig;
   /** The work of the forward. */
   readonly work: SwitchWork;
   readonly bnFromBatch: boolean;
-  readonly weight: Tensor;
-  readonly meanWeight: Tensor;
-  readonly varWeight: Tensor;
+  readonly weight: T;
+  readonly meanWeight: T;
+  readonly varWeight: T;
   /** ACCUMULATED (+=). */
-  readonly dweight: Tensor;
-  readonly dbias: Tensor;
-  readonly dMeanWeight: Tensor;
-  readonly dVarWeight: Tensor;
+  readonly dweight: T;
+  readonly dbias: T;
+  readonly dMeanWeight: T;
+  readonly dVarWeight: T;
   readonly scratch: Scratch;
 }
 
 export type KernelSetName = "ts" | "wasm" | "webgpu";
 
-/** The normalisation kernels of one kernel set. */
-export interface NormKernels {
+/** The normalisation kernels of one kernel set, on tensors of type T. */
+export interface NormKernels<T extends Tensor = Tensor> {
   readonly name: KernelSetName;
   /** Whether this set computes calls on x with this plan and affine kind (dtype, layout). */
   supports(x: Tensor, plan: NormPlan, affine: AffineKind): boolean;
@@ -163,18 +164,18 @@ export interface NormKernels {
    *   mean_k = (1/M) Σ x      var_k = (1/M) Σ (x - mean_k)^2      rstd_k = 1/sqrt(var_k + eps)
    * then y = (x - mean_k) * rstd_k * w + b.
    */
-  forwardTrain(o: ForwardTrainArgs): void;
+  forwardTrain(o: ForwardTrainArgs<T>): void;
   /** Statistics from running buffers, one per channel: mean = running_mean, rstd = 1/sqrt(running_var + eps). */
-  statsFromRunning(o: { readonly runningMean: Tensor; readonly runningVar: Tensor; readonly eps: number; readonly stats: Stats }): void;
+  statsFromRunning(o: { readonly runningMean: T; readonly runningVar: T; readonly eps: number; readonly stats: Stats }): void;
   /** y = (x - mean_k) * rstd_k * w + b with the given statistics. */
-  normalize(o: NormalizeArgs): void;
+  normalize(o: NormalizeArgs<T>): void;
   /**
    * With xhat = (x - mean_k) rstd_k, g = dy w and M values per statistic:
    *   batch statistics:  dx = rstd_k (g - mean_k(g) - xhat mean_k(g xhat))   (no centring: no mean_k(g) term)
    *   fixed statistics:  dx = rstd_k g
    *   dweight += Σ dy xhat      dbias += Σ dy     (over what shares the parameter)
    */
-  backward(o: BackwardArgs): void;
+  backward(o: BackwardArgs<T>): void;
 
   /** Work arrays for Switchable Norm on an [N, C, S] input. */
   createSwitchWork(N: number, C: number): SwitchWork;
@@ -185,7 +186,7 @@ export interface NormKernels {
    *   mu_bn = mean_n mu_in        var_bn = fBn * mean_n(var_in + (mu_in - mu_bn)^2)
    * their softmax blend per (n, c), the running update (bnFromBatch), and y.
    */
-  switchForward(o: SwitchForwardArgs): void;
+  switchForward(o: SwitchForwardArgs<T>): void;
   /** Its backward: dx, dweight / dbias and the softmax logits' gradients (accumulated). */
-  switchBackward(o: SwitchBackwardArgs): void;
+  switchBackward(o: SwitchBackwardArgs<T>): void;
 }

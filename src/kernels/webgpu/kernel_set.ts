@@ -44,14 +44,7 @@ class GpuSwitchWork implements SwitchWork {
 
 const IN_CFG: StatsConfig = { perSample: true, groupSize: 1, center: true };
 
-function gpu(t: Tensor): GpuTensor {
-  return t as GpuTensor;
-}
-function gpuOrNull(t: Tensor | null): GpuTensor | null {
-  return t as GpuTensor | null;
-}
-
-export class WebGpuKernelSet implements NormKernels {
+export class WebGpuKernelSet implements NormKernels<GpuTensor> {
   readonly name = "webgpu" as const;
   readonly engine: WebGpuNormKernels;
 
@@ -72,29 +65,29 @@ export class WebGpuKernelSet implements NormKernels {
     return new GpuSwitchWork(this.ctx, N, C);
   }
 
-  forwardTrain(o: ForwardTrainArgs): void {
+  forwardTrain(o: ForwardTrainArgs<GpuTensor>): void {
     const r = o.running;
-    const running: GpuRunning | null = r ? { mean: gpu(r.mean), var: gpu(r.variance), policy: r.policy, factor: r.factor } : null;
+    const running: GpuRunning | null = r ? { mean: r.mean, var: r.variance, policy: r.policy, factor: r.factor } : null;
     this.ctx.submit(this.engine.forwardTrain(
-      gpu(o.y), gpu(o.x), o.plan.shape, o.plan.cfg, o.eps, o.affine, gpuOrNull(o.weight), gpuOrNull(o.bias), o.stats as GpuStats,
+      o.y, o.x, o.plan.shape, o.plan.cfg, o.eps, o.affine, o.weight, o.bias, o.stats as GpuStats,
       running, (o.scratch as GpuScratchObject).buffers,
     ));
   }
 
-  statsFromRunning(o: { runningMean: Tensor; runningVar: Tensor; eps: number; stats: Stats }): void {
-    this.ctx.submit(this.engine.evalStatistics(gpu(o.runningMean), gpu(o.runningVar), o.eps, o.stats as GpuStats));
+  statsFromRunning(o: { runningMean: GpuTensor; runningVar: GpuTensor; eps: number; stats: Stats }): void {
+    this.ctx.submit(this.engine.evalStatistics(o.runningMean, o.runningVar, o.eps, o.stats as GpuStats));
   }
 
-  normalize(o: NormalizeArgs): void {
+  normalize(o: NormalizeArgs<GpuTensor>): void {
     this.ctx.submit(this.engine.normalizeForward(
-      gpu(o.y), gpu(o.x), o.plan.shape, o.plan.cfg, o.stats as GpuStats, o.affine, gpuOrNull(o.weight), gpuOrNull(o.bias),
+      o.y, o.x, o.plan.shape, o.plan.cfg, o.stats as GpuStats, o.affine, o.weight, o.bias,
     ));
   }
 
-  backward(o: BackwardArgs): void {
+  backward(o: BackwardArgs<GpuTensor>): void {
     this.ctx.submit(this.engine.normalizeBackward(
-      gpuOrNull(o.dx), gpuOrNull(o.dweight), gpuOrNull(o.dbias), gpu(o.dy), gpu(o.x), o.plan.shape, o.plan.cfg, o.stats as GpuStats,
-      o.affine, gpuOrNull(o.weight), o.fixedStats, (o.scratch as GpuScratchObject).buffers,
+      o.dx, o.dweight, o.dbias, o.dy, o.x, o.plan.shape, o.plan.cfg, o.stats as GpuStats,
+      o.affine, o.weight, o.fixedStats, (o.scratch as GpuScratchObject).buffers,
     ));
   }
 
@@ -111,37 +104,37 @@ export class WebGpuKernelSet implements NormKernels {
     };
   }
 
-  switchForward(o: SwitchForwardArgs): void {
+  switchForward(o: SwitchForwardArgs<GpuTensor>): void {
     const wk = o.work as GpuSwitchWork;
     const scratch = (o.scratch as GpuScratchObject).buffers;
-    const x = gpu(o.x);
+    const x = o.x;
     const u = this.switchUniforms(o.plan, o.config, o.bnFromBatch, 1);
     const bn = o.config.index.bn >= 0;
     const run = this.engine.moments(x, o.plan.shape, IN_CFG, 0, wk.inStats, scratch);
-    const rb = bn ? [gpu(o.runningMean!).buffer, gpu(o.runningVar!).buffer] : [];
+    const rb = bn ? [o.runningMean!.buffer, o.runningVar!.buffer] : [];
     run.push(this.ctx.prepare(switchMixProgram({ bn }) as never, u as never, [
-      wk.inStats.buffer, gpu(o.meanWeight).buffer, gpu(o.varWeight).buffer, wk.ws, wk.mixed.buffer, ...rb,
+      wk.inStats.buffer, o.meanWeight.buffer, o.varWeight.buffer, wk.ws, wk.mixed.buffer, ...rb,
     ], 1));
-    run.push(...this.engine.normalizeForward(gpu(o.y), x, o.plan.shape, IN_CFG, wk.mixed, "channel", gpu(o.weight), gpu(o.bias)));
+    run.push(...this.engine.normalizeForward(o.y, x, o.plan.shape, IN_CFG, wk.mixed, "channel", o.weight, o.bias));
     this.ctx.submit(run);
   }
 
-  switchBackward(o: SwitchBackwardArgs): void {
+  switchBackward(o: SwitchBackwardArgs<GpuTensor>): void {
     const wk = o.work as GpuSwitchWork;
     const scratch = (o.scratch as GpuScratchObject).buffers;
     const { N, C } = o.plan.shape;
     // row sums Σ dy, Σ dy (x - mu) per (n, c), and dweight / dbias (accumulated)
     const run = this.engine.normalizeBackward(
-      null, gpu(o.dweight), gpu(o.dbias), gpu(o.dy), gpu(o.x), o.plan.shape, IN_CFG, wk.mixed, "channel", gpu(o.weight), false, scratch,
+      null, o.dweight, o.dbias, o.dy, o.x, o.plan.shape, IN_CFG, wk.mixed, "channel", o.weight, false, scratch,
     );
     const { J } = this.engine.rowChunking(o.plan.shape, IN_CFG);
     const u = this.switchUniforms(o.plan, o.config, o.bnFromBatch, J);
     run.push(this.ctx.prepare(switchBackwardProgram() as never, u as never, [
-      wk.mixed.buffer, scratch.get("sums", N * C * J * 8), gpu(o.weight).buffer, gpu(o.meanWeight).buffer, gpu(o.varWeight).buffer,
-      wk.ws, gpu(o.dMeanWeight).buffer, gpu(o.dVarWeight).buffer,
+      wk.mixed.buffer, scratch.get("sums", N * C * J * 8), o.weight.buffer, o.meanWeight.buffer, o.varWeight.buffer,
+      wk.ws, o.dMeanWeight.buffer, o.dVarWeight.buffer,
     ], 1));
     const vec = makeView(o.plan.shape, IN_CFG, this.engine.options.vec4).vec;
-    run.push(this.ctx.prepare(switchDxProgram({ vec }) as never, u as never, [gpu(o.x).buffer, gpu(o.dy).buffer, wk.ws, gpu(o.dx).buffer], Math.ceil(u.E / WG)));
+    run.push(this.ctx.prepare(switchDxProgram({ vec }) as never, u as never, [o.x.buffer, o.dy.buffer, wk.ws, o.dx.buffer], Math.ceil(u.E / WG)));
     this.ctx.submit(run);
   }
 }
