@@ -19,6 +19,6 @@ apt-get $o update -qq
 xz -T2 -6 -c "$(command -v node)" > .gl/node.xz
 tar -cf .gl/webgpu.tar -C node_modules/webgpu package.json index.js
 xz -T2 -6 -c node_modules/webgpu/dist/linux-x64/dawn.node > .gl/dawn.node.xz
-test -f dist/src/kernels/webgpu/index.js || { echo "gpu_prepare: run npm run build first (dist/ is carried too)" >&2; exit 1; }
+test -f dist/src/webgpu.js || { echo "gpu_prepare: run npm run build first (dist/ is carried too)" >&2; exit 1; }
 du -ch .gl/* dist | tail -1
 echo "gpu_prepare: ready; carry [\".gl\", \"dist\"] and run: bash bench/gpu_remote.sh"

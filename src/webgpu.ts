@@ -15,8 +15,7 @@ export type { GpuContextOptions, RequestOptions, Program, PreparedDispatch, GpuR
 export { WebGpuError } from "./kernels/webgpu/errors.js";
 export type { WebGpuErrorKind } from "./kernels/webgpu/errors.js";
 export { GpuTensor, uploadTensor, downloadTensor, writeTensor } from "./kernels/webgpu/tensor.js";
-export { WebGpuNormKernels, Scratch, createStats, makeView } from "./kernels/webgpu/engine.js";
-export type { EngineOptions, View, GpuStats, GpuRunning, GpuScratch } from "./kernels/webgpu/engine.js";
+export type { EngineOptions } from "./kernels/webgpu/engine.js";
 export {
   weightNormForward, weightNormBackward, l2NormalizeForward, l2NormalizeBackward, normsBuffer, rowsOf, columnsOf,
 } from "./kernels/webgpu/vector_ops.js";

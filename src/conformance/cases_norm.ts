@@ -11,6 +11,8 @@ import {
 } from "../nn/normalization.js";
 import type { BatchNormOptions, InstanceNormOptions } from "../nn/normalization.js";
 import { SwitchableNorm, SwitchableNorm1d, SwitchableNorm2d, SwitchableNorm3d } from "../nn/switchable_norm.js";
+import type { Device } from "../kernels/contract/device.js";
+import { cpu } from "../kernels/cpu.js";
 import { DType, Tensor } from "../tensor.js";
 import { FixtureCase, toTensor } from "./fixture.js";
 
@@ -123,20 +125,30 @@ export function loadNormCase(c: FixtureCase, dtype: DType): Module {
   return layer;
 }
 
-export function runNormCase(c: FixtureCase, dtype: DType): Record<string, Tensor> {
-  const layer = loadNormCase(c, dtype);
+/** The ops {@link buildNormLayer} builds. */
+export const NORM_OPS: readonly string[] = Object.freeze(["batch_norm", "instance_norm", "layer_norm", "group_norm", "rms_norm", "switchable_norm"]);
+
+/**
+ * Runs a case the way FORMAT.md says PyTorch did, with the case's layer moved to `device` (default
+ * the host): one training forward + backward, the running buffers, then (with x_eval) one eval
+ * forward. Every output comes back to the host.
+ */
+export async function runNormCase(c: FixtureCase, dtype: DType, device: Device = cpu): Promise<Record<string, Tensor>> {
+  const layer = await loadNormCase(c, dtype).to(device);
+  const on = (name: string) => device.upload(input(c, name, dtype), dtype);
+  const host = (t: Tensor) => (t.isHost ? t.clone(dtype) : device.download(t, dtype));
   const out: Record<string, Tensor> = {};
   layer.train();
   layer.zeroGrad();
-  out["y"] = layer.forward(input(c, "x", dtype));
+  out["y"] = await host(layer.forward(on("x")));
   if (c.inputs["dy"]) {
-    out["dx"] = layer.backward(input(c, "dy", dtype));
-    for (const [k, p] of Object.entries(layer.namedParameters())) out["d" + k] = p.grad.clone();
+    out["dx"] = await host(layer.backward(on("dy")));
+    for (const [k, p] of Object.entries(layer.namedParameters())) out["d" + k] = await host(p.grad);
   }
-  for (const [k, b] of Object.entries(layer.namedBuffers())) out[k] = b.clone();
+  for (const [k, b] of Object.entries(layer.namedBuffers())) out[k] = b.isHost ? b.clone() : await host(b);
   if (c.inputs["x_eval"]) {
     layer.eval();
-    out["y_eval"] = layer.forward(input(c, "x_eval", dtype));
+    out["y_eval"] = await host(layer.forward(on("x_eval")));
   }
   return out;
 }

@@ -6,21 +6,16 @@
 import { NormkitError } from "../errors.js";
 import { DType, Tensor } from "../tensor.js";
 import { runCosineNormCase, runWeightNormCase } from "./cases_weight.js";
-import { runNormCase } from "./cases_norm.js";
+import { NORM_OPS, runNormCase } from "./cases_norm.js";
 import { FixtureCase, FixtureError } from "./fixture.js";
 
-export type CaseRunner = (c: FixtureCase, dtype: DType) => Record<string, Tensor>;
+export type CaseRunner = (c: FixtureCase, dtype: DType) => Promise<Record<string, Tensor>>;
 
-/** Ops the runner knows, each mapped to the function that runs its case. */
+/** Ops the runner knows, each mapped to the function that runs its case (every op cases_norm.ts builds, and the two weight ops). */
 export const CASE_RUNNERS: Readonly<Record<string, CaseRunner>> = {
-  batch_norm: runNormCase,
-  instance_norm: runNormCase,
-  layer_norm: runNormCase,
-  group_norm: runNormCase,
-  rms_norm: runNormCase,
-  switchable_norm: runNormCase,
-  weight_norm: runWeightNormCase,
-  cosine_norm: runCosineNormCase,
+  ...Object.fromEntries(NORM_OPS.map((op) => [op, runNormCase])),
+  weight_norm: async (c, dtype) => runWeightNormCase(c, dtype),
+  cosine_norm: async (c, dtype) => runCosineNormCase(c, dtype),
 };
 
 export const TOLERANCE: Readonly<Record<DType, number>> = { float64: 1e-9, float32: 1e-4 };
@@ -81,13 +76,15 @@ export function runnerOf(c: FixtureCase): CaseRunner {
   return run;
 }
 
-/** Runs one case; throws FixtureError for an unknown op, NormkitError for an impossible config. */
-/** Runs one case at tolerance `tol` (default FORMAT.md's for the dtype; see {@link fileTolerance}). */
-export function runCase(c: FixtureCase, dtype: DType, tol: number = TOLERANCE[dtype]): CaseResult {
+/**
+ * Runs one case on the host at tolerance `tol` (default FORMAT.md's for the dtype, or the file's
+ * {@link statedTolerance}); a FixtureError for an unknown op or a case the library rejects.
+ */
+export async function runCase(c: FixtureCase, dtype: DType, tol: number = TOLERANCE[dtype]): Promise<CaseResult> {
   const run = runnerOf(c);
   let got: Record<string, Tensor>;
   try {
-    got = run(c, dtype);
+    got = await run(c, dtype);
   } catch (e) {
     if (e instanceof NormkitError) throw new FixtureError(`case "${c.name}": ${e.message}`);
     throw e;
@@ -96,12 +93,12 @@ export function runCase(c: FixtureCase, dtype: DType, tol: number = TOLERANCE[dt
 }
 
 /**
- * The tolerance of a file's cases in `dtype`: FORMAT.md's, or the file's own `meta.tolerance[dtype]`
- * where it states one (FORMAT.md, "Optional keys").
+ * The tolerance a file states for its cases in `dtype` (`meta.tolerance[dtype]`, FORMAT.md), or null:
+ * then FORMAT.md's (TOLERANCE on the host, gpuTolerance on a GPU) applies. A stated one wins over both.
  */
-export function fileTolerance(meta: Record<string, unknown>, dtype: DType): number {
+export function statedTolerance(meta: Record<string, unknown>, dtype: DType): number | null {
   const t = (meta["tolerance"] as Record<string, unknown> | undefined)?.[dtype];
-  return typeof t === "number" && t > 0 ? t : TOLERANCE[dtype];
+  return typeof t === "number" && t > 0 ? t : null;
 }
 
 /** The dtype a case is meant for (`config.dtype`, FORMAT.md), or null for any. */

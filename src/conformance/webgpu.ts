@@ -14,9 +14,9 @@
  */
 import type { CaseResult } from "./runner.js";
 import { checkOutputs, runnerOf } from "./runner.js";
-import { loadNormCase } from "./cases_norm.js";
+import { runNormCase } from "./cases_norm.js";
 import { loadCosineNormCase, loadWeightNormCase } from "./cases_weight.js";
-import { FixtureCase, FixtureError, toTensor } from "./fixture.js";
+import { FixtureCase, FixtureError } from "./fixture.js";
 import { NormkitError } from "../errors.js";
 import { CosineLinear } from "../nn/cosine_norm.js";
 import { col2im, gemmDyColT, gemmWCol, gemmWTDy, im2col, conv2dGeometry } from "../kernels/ts/conv2d.js";
@@ -34,25 +34,6 @@ export function gpuTolerance(caseName: string): number {
 }
 
 const f32 = (t: Tensor) => (t.dtype === "float32" ? t : t.clone("float32"));
-
-async function runNorm(device: WebGpuDevice, c: FixtureCase): Promise<Record<string, Tensor>> {
-  const layer = await loadNormCase(c, "float32").to(device);
-  const input = (k: string) => device.upload(toTensor(c.inputs[k]!, "float32"));
-  layer.train();
-  layer.zeroGrad();
-  const out: Record<string, Tensor> = {};
-  out["y"] = await device.download(layer.forward(input("x")));
-  if (c.inputs["dy"]) {
-    out["dx"] = await device.download(layer.backward(input("dy")));
-    for (const [k, p] of Object.entries(layer.namedParameters())) out["d" + k] = await device.download(p.grad);
-  }
-  for (const [k, b] of Object.entries(layer.namedBuffers())) out[k] = b.isHost ? b.clone() : await device.download(b);
-  if (c.inputs["x_eval"]) {
-    layer.eval();
-    out["y_eval"] = await device.download(layer.forward(input("x_eval")));
-  }
-  return out;
-}
 
 async function runWeightNorm(ctx: GpuContext, c: FixtureCase): Promise<Record<string, Tensor>> {
   const { wn, layer, x, dyFor } = loadWeightNormCase(c, "float32");
@@ -148,7 +129,7 @@ export async function computeCaseWebGpu(ctx: GpuContext, c: FixtureCase, opts: E
   try {
     if (c.op === "weight_norm") got = await runWeightNorm(ctx, c);
     else if (c.op === "cosine_norm") got = await runCosineNorm(ctx, c);
-    else got = await runNorm(new WebGpuDevice(ctx, opts), c);
+    else got = await runNormCase(c, "float32", new WebGpuDevice(ctx, opts));
   } catch (e) {
     if (e instanceof NormkitError) throw new FixtureError(`case "${c.name}": ${e.message}`);
     throw e;

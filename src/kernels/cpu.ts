@@ -1,17 +1,23 @@
 /** The host device: tensors in typed arrays; kernels chosen per call (src/kernels/registry.ts). */
+import { DeviceError } from "../errors.js";
 import type { DType, Tensor as TensorType } from "../tensor.js";
 import { Tensor } from "../tensor.js";
 import type { Device } from "./contract/device.js";
 import { cpuKernels } from "./registry.js";
 
-export const cpu: Device = Object.freeze({
+function hostOnly(t: TensorType, where: string): TensorType {
+  if (!t.isHost) throw new DeviceError("tensor", "a host tensor", `a tensor on ${t.device}`, where);
+  return t;
+}
+
+export const cpu: Device<Tensor> = Object.freeze({
   type: "cpu" as const,
   label: "cpu",
   dtypes: Object.freeze(["float32", "float64"] as DType[]),
   kernels: cpuKernels,
   holds: (t: TensorType) => t.isHost,
   zeros: (shape: readonly number[], dtype: DType) => Tensor.zeros(shape, dtype),
-  upload: (t: TensorType, dtype?: DType) => t.clone(dtype ?? t.dtype),
-  download: async (t: TensorType, dtype?: DType) => t.clone(dtype ?? t.dtype),
-  fillZero: (t: TensorType) => void t.data.fill(0),
+  upload: (t: TensorType, dtype?: DType) => hostOnly(t, "cpu.upload").clone(dtype ?? t.dtype),
+  download: async (t: TensorType, dtype?: DType) => hostOnly(t, "cpu.download").clone(dtype ?? t.dtype),
+  fill: (t: TensorType, value: number) => void t.data.fill(value),
 });

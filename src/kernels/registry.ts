@@ -55,7 +55,7 @@ export function hostPrimitivesFor(x: Readonly<FloatArray>, shape: NormShape, cfg
  * run on different sets.
  */
 export const cpuKernels: NormKernels = {
-  name: "ts",
+  name: "auto",
   supports: (x) => x.isHost,
   createStats: tsKernels.createStats,
   createScratch: tsKernels.createScratch,

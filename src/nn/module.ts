@@ -59,10 +59,12 @@ export abstract class Module {
 
   /**
    * Moves this module and its children to `device` — parameters, gradients and buffers — and
-   * returns it (the same object, as PyTorch's `module.to(device)`). Every module is checked first,
-   * so a refusal changes nothing. Host → GPU uploads; GPU → host reads back, hence a Promise.
-   * Host-side counters (num_batches_tracked) stay on the host. Optimizers hold the parameter
-   * objects, which stay the same: their `value` and `grad` are replaced.
+   * returns it (the same object, as PyTorch's `module.to(device)`). Every module is checked first
+   * and every tensor copied before any is swapped in, so a refusal or a failed transfer changes
+   * nothing. Host → GPU uploads; GPU → host reads back, hence a Promise. Host-side counters
+   * (num_batches_tracked) stay on the host. The Parameter objects stay the same (their `value` and
+   * `grad` are replaced), so whatever holds them sees the moved tensors. The tensors moved from are
+   * not destroyed (others may hold them); on a GPU their memory goes with garbage collection.
    */
   async to(device: Device): Promise<this> {
     const all = this.modules();
@@ -73,20 +75,31 @@ export abstract class Module {
         throw new DeviceError("dtype", `one of ${device.dtypes.join(", ")} on ${device.label}`, `${m.dtype} (build the module with dtype "${device.dtypes[0]}")`, `${m.constructor.name}.to`);
       }
     }
-    for (const m of all) {
-      if (m.currentDevice === device) continue;
-      const from = m.currentDevice;
-      const move = async (t: Tensor): Promise<Tensor> => {
-        if (device.holds(t)) return t;
-        const host = from.type === "cpu" ? t : await from.download(t, m.dtype);
-        return device.type === "cpu" ? (host === t ? t.clone(m.dtype) : host) : device.upload(host, m.dtype);
-      };
-      const moved: [MovableParameter, Tensor, Tensor][] = [];
-      for (const p of Object.values(m.ownParameters())) moved.push([p as MovableParameter, await move(p.value), await move(p.grad)]);
+    // Every transfer of every module first, the swap after: a transfer that fails (a GPU limit, a
+    // lost device, a failed read-back) leaves the whole tree where it was. A tensor shared by several
+    // parameters or modules moves once.
+    const moving = all.filter((m) => m.currentDevice !== device);
+    const copies = new Map<Tensor, Tensor>();
+    const move = async (m: Module, t: Tensor): Promise<Tensor> => {
+      if (device.holds(t)) return t;
+      let c = copies.get(t);
+      if (!c) {
+        const host = m.currentDevice.type === "cpu" ? t : await m.currentDevice.download(t, m.dtype);
+        c = device.type === "cpu" ? (host === t ? t.clone(m.dtype) : host) : device.upload(host, m.dtype);
+        copies.set(t, c);
+      }
+      return c;
+    };
+    const plan: { m: Module; params: [MovableParameter, Tensor, Tensor][]; buffers: [string, Tensor][] }[] = [];
+    for (const m of moving) {
+      const params: [MovableParameter, Tensor, Tensor][] = [];
+      for (const p of Object.values(m.ownParameters())) params.push([p as MovableParameter, await move(m, p.value), await move(m, p.grad)]);
       const buffers: [string, Tensor][] = [];
-      for (const [k, b] of Object.entries(m.registered)) buffers.push([k, await move(b)]);
-      // every transfer has succeeded: now swap them in
-      for (const [p, v, g] of moved) {
+      for (const [k, b] of Object.entries(m.registered)) buffers.push([k, await move(m, b)]);
+      plan.push({ m, params, buffers });
+    }
+    for (const { m, params, buffers } of plan) {
+      for (const [p, v, g] of params) {
         p.value = v;
         p.grad = g;
       }
@@ -119,10 +132,16 @@ export abstract class Module {
   /** Called after a move (layers drop device-specific caches here). */
   protected movedTo(_device: Device): void {}
 
+  /** "Class.method", for error messages (built only when an error is thrown). */
+  protected errorContext(method: string): string {
+    return `${this.constructor.name}.${method}`;
+  }
+
   /** Throws a DeviceError unless `t` lives on this module's device. */
   protected checkDevice(t: Tensor, name: string, method: string): void {
     if (!this.currentDevice.holds(t)) {
-      throw new DeviceError(name, `a tensor on ${this.currentDevice.label} (the layer's device)`, `a tensor on ${t.device}`, `${this.constructor.name}.${method}`);
+      const got = t.device === this.currentDevice.type ? `a tensor of another ${t.device} device` : `a tensor on ${t.device}`;
+      throw new DeviceError(name, `a tensor on ${this.currentDevice.label} (the layer's device)`, got, `${this.constructor.name}.${method}`);
     }
   }
 
@@ -177,7 +196,7 @@ export abstract class Module {
 
   /** Sets every gradient to 0 (on the module's device). */
   zeroGrad(): void {
-    for (const m of this.modules()) for (const p of Object.values(m.ownParameters())) m.currentDevice.fillZero(p.grad);
+    for (const m of this.modules()) for (const p of Object.values(m.ownParameters())) m.currentDevice.fill(p.grad, 0);
   }
 
   /** Parameters and buffers, by PyTorch key name. The tensors are host copies (a module on the host only). */

@@ -5,19 +5,16 @@
  * every device (`await layer.to(device)`): its checks, plan and running policy exist once, here;
  * the device's kernel set computes (src/kernels/contract/kernels.ts).
  */
-import type { BackwardArgs, ForwardTrainArgs, NormKernels, RunningUpdate, Scratch, Stats } from "../kernels/contract/kernels.js";
+import type { BackwardArgs, ForwardTrainArgs, Mutable, NormKernels, RunningUpdate, Scratch, Stats } from "../kernels/contract/kernels.js";
 import type { Device } from "../kernels/contract/device.js";
 import { AffineKind, NormPlan, NormShape, StatsConfig, numStats, statCount } from "../kernels/contract/view.js";
-import type { HostStats } from "../kernels/ts/host_set.js";
+import type { HostStatsArrays } from "../kernels/contract/host.js";
 import { ConfigError, ShapeError, fmtShape } from "../errors.js";
 import { DType, Tensor, sameShape, sizeOf } from "../tensor.js";
 import { Module, Parameter, makeParameter, requireCache } from "./module.js";
 import { checkBool, checkDType, checkEps, checkInput, checkMomentum, checkPositiveInt, checkShapeList } from "./validate.js";
 
 export type { NormPlan } from "../kernels/contract/view.js";
-
-/** The kernels' argument objects are reused from call to call (a call allocates nothing). */
-type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 /** Running-statistics policy: none, per channel over (N, S) (BatchNorm), or per instance averaged over N. */
 export type RunningPolicy = "none" | "batch" | "instance";
@@ -124,6 +121,9 @@ export abstract class Normalization extends Module {
     return null;
   }
   protected override movedTo(): void {
+    // the kernel set's storage of the device moved from
+    this.stats?.destroy();
+    this.scratch?.destroy();
     this.cache = null;
     this.stats = null;
     this.scratch = null;
@@ -134,14 +134,8 @@ export abstract class Normalization extends Module {
   resetRunningStats(): void {
     const mean = this.runningMean, variance = this.runningVar;
     if (!mean || !variance) return;
-    const d = this.device;
-    if (d.type === "cpu") {
-      mean.data.fill(0);
-      variance.data.fill(1);
-    } else {
-      this.registerBuffer("running_mean", d.upload(Tensor.zeros(mean.shape, this.dtype)));
-      this.registerBuffer("running_var", d.upload(Tensor.full(variance.shape, 1, this.dtype)));
-    }
+    this.device.fill(mean, 0);
+    this.device.fill(variance, 1);
     this.numBatchesTracked?.data.fill(0);
   }
 
@@ -171,14 +165,12 @@ export abstract class Normalization extends Module {
     this.lastRank = x.rank;
     return plan;
   }
-  /** "Class.method", for error messages (built only when an error is thrown). */
-  private where(method: string): string {
-    return `${this.constructor.name}.${method}`;
-  }
 
   /** Statistics of K groups from the device's kernels, reused while K stays. */
   private statsFor(kernels: NormKernels, K: number): Stats {
     if (this.statsExposed || !this.stats || this.stats.count !== K) {
+      // (host statistics handed out by lastStatistics() stay valid: destroy frees only device memory)
+      this.stats?.destroy();
       this.stats = kernels.createStats(K);
       this.statsExposed = false;
     }
@@ -196,10 +188,10 @@ export abstract class Normalization extends Module {
       const cfg = plan0.cfg;
       // PyTorch's checks: a batch statistic needs more than one value, an instance one more than one position.
       if (this.runningPolicy === "batch" || (!cfg.perSample && cfg.groupSize === 1)) {
-        if (statCount(shape, cfg) <= 1) throw new ShapeError("x", "more than 1 value per channel when training", `shape ${fmtShape(x.shape)}`, this.where("forward"));
+        if (statCount(shape, cfg) <= 1) throw new ShapeError("x", "more than 1 value per channel when training", `shape ${fmtShape(x.shape)}`, this.errorContext("forward"));
       }
       if (this.runningPolicy === "instance" || this.isInstance()) {
-        if (shape.S <= 1) throw new ShapeError("x", "more than 1 spatial element when training", `shape ${fmtShape(x.shape)}`, this.where("forward"));
+        if (shape.S <= 1) throw new ShapeError("x", "more than 1 spatial element when training", `shape ${fmtShape(x.shape)}`, this.errorContext("forward"));
       }
     }
     const plan = fixed ? (this.lastFixedPlan ??= { shape, cfg: RUNNING_CFG }) : plan0;
@@ -208,8 +200,10 @@ export abstract class Normalization extends Module {
     const running = this.training ? this.runningUpdate() : null;
     if (empty) {
       // PyTorch: an empty batch gives an empty output; a tracking BatchNorm in training still counts it
-      // (its running statistics stay as they are).
+      // (its running statistics stay as they are). (PyTorch's tracking InstanceNorm sets its running
+      // statistics to NaN there — the mean over no instance; normkit leaves them as they are.)
       this.cache = { x, plan, stats: this.statsFor(device.kernels, 0), fixed };
+      this.countBatch(running);
       return y;
     }
     const kernels = device.kernels;
@@ -234,6 +228,7 @@ export abstract class Normalization extends Module {
       kernels.normalize(a);
     } else {
       kernels.forwardTrain(a);
+      this.countBatch(running);
     }
     const c = this.cache;
     if (c) {
@@ -263,8 +258,9 @@ export abstract class Normalization extends Module {
   }
 
   /**
-   * The running update of a training forward (counting the batch in num_batches_tracked), or null
-   * without running statistics.
+   * The running update of a training forward, or null without running statistics. The factor
+   * counts this batch; num_batches_tracked itself moves only once the forward has succeeded
+   * ({@link countBatch}).
    */
   private runningUpdate(): RunningUpdate | null {
     const mean = this.runningMean, variance = this.runningVar;
@@ -279,12 +275,15 @@ export abstract class Normalization extends Module {
     }
     u.mean = mean;
     u.variance = variance;
-    const nbt = this.numBatchesTracked!;
-    if (this.runningPolicy === "batch") {
-      nbt.data[0] = nbt.data[0]! + 1;
-      if (this.momentum === null) u.factor = 1 / nbt.data[0]!; // cumulative average
-    }
+    if (this.runningPolicy === "batch" && this.momentum === null) u.factor = 1 / (this.numBatchesTracked!.data[0]! + 1); // cumulative average
     return u;
+  }
+
+  /** num_batches_tracked += 1 after a BatchNorm training forward that updated (or, empty, kept) its running statistics. */
+  private countBatch(running: RunningUpdate | null): void {
+    if (running?.policy !== "batch") return;
+    const nbt = this.numBatchesTracked!.data;
+    nbt[0] = nbt[0]! + 1;
   }
 
   /**
@@ -292,10 +291,10 @@ export abstract class Normalization extends Module {
    * running statistics the statistics are constants (dx = rstd * w * dy).
    */
   backward(dy: Tensor, out?: Tensor): Tensor {
-    const c = this.cache ?? requireCache<ForwardCache>(null, this.where("backward"));
+    const c = this.cache ?? requireCache<ForwardCache>(null, this.errorContext("backward"));
     this.checkDevice(dy, "dy", "backward");
-    if (dy.dtype !== this.dtype) throw new ConfigError("dy.dtype", `${this.dtype} (the layer's dtype)`, dy.dtype, this.where("backward"));
-    if (!sameShape(dy.shape, c.x.shape)) throw new ShapeError("dy", `shape ${fmtShape(c.x.shape)} (the input's)`, `shape ${fmtShape(dy.shape)}`, this.where("backward"));
+    if (dy.dtype !== this.dtype) throw new ConfigError("dy.dtype", `${this.dtype} (the layer's dtype)`, dy.dtype, this.errorContext("backward"));
+    if (!sameShape(dy.shape, c.x.shape)) throw new ShapeError("dy", `shape ${fmtShape(c.x.shape)} (the input's)`, `shape ${fmtShape(dy.shape)}`, this.errorContext("backward"));
     if (out) this.checkOutput(out, c.x, "backward");
     const dx = out ?? this.device.zeros(c.x.shape, this.dtype);
     if (c.x.size === 0) return dx;
@@ -324,7 +323,7 @@ export abstract class Normalization extends Module {
     this.requireHost("lastStatistics");
     if (!this.cache) return null;
     this.statsExposed = true; // the next forward writes fresh arrays
-    const st = this.cache.stats as HostStats;
+    const st = this.cache.stats as HostStatsArrays; // the host sets' statistics (requireHost above)
     return { mean: st.mean, rstd: st.rstd };
   }
 

@@ -24,9 +24,9 @@
  * computes (switchForward / switchBackward of src/kernels/contract/kernels.ts).
  */
 import type { Device } from "../kernels/contract/device.js";
-import type { Scratch, SwitchBackwardArgs, SwitchConfig, SwitchForwardArgs, SwitchWork } from "../kernels/contract/kernels.js";
+import type { Mutable, Scratch, SwitchBackwardArgs, SwitchConfig, SwitchForwardArgs, SwitchWork } from "../kernels/contract/kernels.js";
 import type { NormPlan, NormShape, StatsConfig } from "../kernels/contract/view.js";
-import type { HostSwitchWork } from "../kernels/ts/switchable.js";
+import type { HostSwitchArrays } from "../kernels/contract/host.js";
 import { softmaxInto } from "../kernels/contract/math.js";
 import { ConfigError, ShapeError, fmtShape } from "../errors.js";
 import { DType, Tensor, sameShape } from "../tensor.js";
@@ -72,8 +72,6 @@ export interface SwitchableStatistics {
   /** softmax(mean_weight) and softmax(var_weight) by component. */
   weights: { mean: Record<SwitchComponent, number>; variance: Record<SwitchComponent, number> };
 }
-
-type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 interface SNCache {
   x: Tensor;
@@ -180,6 +178,9 @@ export class SwitchableNorm extends Module {
     return null;
   }
   protected override movedTo(): void {
+    // the kernel set's storage of the device moved from
+    this.work?.destroy();
+    this.scratch?.destroy();
     this.cache = null;
     this.work = null;
     this.scratch = null;
@@ -207,7 +208,7 @@ export class SwitchableNorm extends Module {
    */
   lastStatistics(): SwitchableStatistics | null {
     this.requireHost("lastStatistics");
-    const wk = this.work as HostSwitchWork | null;
+    const wk = this.work as HostSwitchArrays | null; // the host sets' work (requireHost above)
     if (!this.cache || !wk) return null;
     const has = (k: SwitchComponent) => this.components.includes(k);
     return {
@@ -236,10 +237,6 @@ export class SwitchableNorm extends Module {
     return plan;
   }
 
-  /** "Class.method", for error messages (built only when an error is thrown). */
-  private where(method: string): string {
-    return `${this.constructor.name}.${method}`;
-  }
 
   private view(x: Tensor, ctx: string): NormShape {
     const rank = this.spatialDims + 2;
@@ -261,13 +258,16 @@ export class SwitchableNorm extends Module {
     const ref = this.variance === "reference";
     const bnFromBatch = this.usingBN && this.training;
     // Validate everything before touching state.
-    if (ref && this.spatialDims > 0 && S < 2) throw new ShapeError("x", "more than 1 spatial element (reference variance is unbiased)", `shape ${fmtShape(x.shape)}`, this.where("forward"));
-    if (ref && this.spatialDims === 0 && C < 2) throw new ShapeError("x", "more than 1 feature (reference LN variance is unbiased)", `shape ${fmtShape(x.shape)}`, this.where("forward"));
-    if (bnFromBatch && N * S < 2) throw new ShapeError("x", "more than 1 value per channel when training", `shape ${fmtShape(x.shape)}`, this.where("forward"));
-    if (bnFromBatch && ref && this.spatialDims === 0 && N < 2) throw new ShapeError("x", "more than 1 sample when training (reference BN variance is unbiased)", `shape ${fmtShape(x.shape)}`, this.where("forward"));
+    if (ref && this.spatialDims > 0 && S < 2) throw new ShapeError("x", "more than 1 spatial element (reference variance is unbiased)", `shape ${fmtShape(x.shape)}`, this.errorContext("forward"));
+    if (ref && this.spatialDims === 0 && C < 2) throw new ShapeError("x", "more than 1 feature (reference LN variance is unbiased)", `shape ${fmtShape(x.shape)}`, this.errorContext("forward"));
+    if (bnFromBatch && N * S < 2) throw new ShapeError("x", "more than 1 value per channel when training", `shape ${fmtShape(x.shape)}`, this.errorContext("forward"));
+    if (bnFromBatch && ref && this.spatialDims === 0 && N < 2) throw new ShapeError("x", "more than 1 sample when training (reference BN variance is unbiased)", `shape ${fmtShape(x.shape)}`, this.errorContext("forward"));
 
     const kernels = this.device.kernels;
-    if (!this.work || this.work.N !== N || this.work.C !== C) this.work = kernels.createSwitchWork(N, C);
+    if (!this.work || this.work.N !== N || this.work.C !== C) {
+      this.work?.destroy();
+      this.work = kernels.createSwitchWork(N, C);
+    }
     this.scratch ??= kernels.createScratch();
     const y = out ?? this.device.zeros(x.shape, this.dtype);
     const a = (this.fwdArgs ??= {
@@ -304,10 +304,10 @@ export class SwitchableNorm extends Module {
    * src/kernels/ts/switchable.ts has the formulas). Parameter gradients accumulate (+=).
    */
   backward(dy: Tensor, out?: Tensor): Tensor {
-    const c0 = this.cache ?? requireCache<SNCache>(null, this.where("backward"));
+    const c0 = this.cache ?? requireCache<SNCache>(null, this.errorContext("backward"));
     this.checkDevice(dy, "dy", "backward");
-    if (dy.dtype !== this.dtype) throw new ConfigError("dy.dtype", `${this.dtype} (the layer's dtype)`, dy.dtype, this.where("backward"));
-    if (!sameShape(dy.shape, c0.x.shape)) throw new ShapeError("dy", `shape ${fmtShape(c0.x.shape)} (the input's)`, `shape ${fmtShape(dy.shape)}`, this.where("backward"));
+    if (dy.dtype !== this.dtype) throw new ConfigError("dy.dtype", `${this.dtype} (the layer's dtype)`, dy.dtype, this.errorContext("backward"));
+    if (!sameShape(dy.shape, c0.x.shape)) throw new ShapeError("dy", `shape ${fmtShape(c0.x.shape)} (the input's)`, `shape ${fmtShape(dy.shape)}`, this.errorContext("backward"));
     if (out) this.checkOutput(out, c0.x, "backward");
     const dx = out ?? this.device.zeros(c0.x.shape, this.dtype);
     const a = (this.bwdArgs ??= {

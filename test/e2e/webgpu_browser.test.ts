@@ -38,7 +38,7 @@ async function run() {
   const file = vf(await (await fetch("/test/data/pytorch-fixtures.json")).json());
   for (const c of file.cases) {
     const gpu = await computeCaseWebGpu(ctx, c);
-    const cpu = CASE_RUNNERS[c.op](c, "float32");
+    const cpu = await CASE_RUNNERS[c.op](c, "float32");
     const tol = gpuTolerance(c.name);
     const vsCpu = {};
     for (const k of Object.keys(c.outputs)) vsCpu[k] = gpu[k] && cpu[k] ? rel(gpu[k], cpu[k]) : Infinity;

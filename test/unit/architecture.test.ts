@@ -10,7 +10,7 @@
 // Run after `tsc -p tsconfig.json`; compiled files whose source is gone (stale dist/) are ignored.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -158,5 +158,26 @@ describe("architecture checker can fail", () => {
       "kernels/ts/norm.js -> nn/module.js",
       "nn/normalization.js -> lab/train.js",
     ]);
+  });
+});
+
+/**
+ * The layers of the statistics-based methods see the kernels only through the contract: no import
+ * of a kernel set from their TypeScript source, type-only imports included (madge on dist/src sees
+ * runtime imports only).
+ */
+const LAYER_FILES = ["src/nn/module.ts", "src/nn/normalization.ts", "src/nn/switchable_norm.ts"];
+function kernelSetImports(source: string): string[] {
+  return [...source.matchAll(/from\s+["']([^"']+)["']/g)].map((m) => m[1]!).filter((p) => /\/kernels\/(ts|wasm|webgpu)\//.test(p));
+}
+
+describe("architecture (the layers' TypeScript source)", () => {
+  it("the normalisation layers import no kernel set, not even for types", () => {
+    const bad = LAYER_FILES.flatMap((f) => kernelSetImports(readFileSync(join(root, f), "utf8")).map((p) => `${f} -> ${p}`));
+    assert.deepEqual(bad, []);
+  });
+  it("the scan finds a planted import of a kernel set, type-only ones included", () => {
+    const planted = 'import type { HostStats } from "../kernels/ts/host_set.js";\nimport { cpu } from "../kernels/cpu.js";\nimport { x } from "../kernels/webgpu/tensor.js";\n';
+    assert.deepEqual(kernelSetImports(planted), ["../kernels/ts/host_set.js", "../kernels/webgpu/tensor.js"]);
   });
 });

@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { getHeapSpaceStatistics } from "node:v8";
+import type { FixtureCase } from "../../src/index.js";
 import {
   BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNorm, Module, Normalization, RMSNorm, SwitchableNorm2d, Tensor, WasmTensor,
   backend, runCase, validateFixture,
@@ -50,19 +51,25 @@ describe("kernel selection", () => {
     assert.equal(info.wasm, true, String(info.wasmReason));
   });
 
+  /** The cases run one after the other (the kernel mode is process-wide). */
+  async function runAll(cases: FixtureCase[], dtype: "float32" | "float64") {
+    const out = [];
+    for (const c of cases) out.push(await runCase(c, dtype));
+    return out;
+  }
   for (const mode of ["wasm", "ts"] as const) {
     it(`every fixture case passes at float32 with kernels forced to "${mode}"`, async () => {
       await backend.configure({ kernels: mode });
       try {
         const before = backend.info().wasmCalls;
-        const failed = fixtures.cases.map((c) => runCase(c, "float32")).filter((r) => !r.pass);
+        const failed = (await runAll(fixtures.cases, "float32")).filter((r) => !r.pass);
         assert.deepEqual(failed.map((r) => `${r.name}: ${r.worst.output} ${r.worst.relError}`), []);
         const ran = backend.info().wasmCalls - before;
         if (mode === "wasm") assert.ok(ran > 40, `expected the WebAssembly kernels to run, ${ran} calls`);
         else assert.equal(ran, 0);
         // float64 is always the exact TypeScript path
         const before64 = backend.info().wasmCalls;
-        const failed64 = fixtures.cases.map((c) => runCase(c, "float64")).filter((r) => !r.pass);
+        const failed64 = (await runAll(fixtures.cases, "float64")).filter((r) => !r.pass);
         assert.deepEqual(failed64.map((r) => r.name), []);
         assert.equal(backend.info().wasmCalls, before64);
       } finally {

@@ -27,9 +27,11 @@ const clone = <T>(v: T): T => JSON.parse(JSON.stringify(v));
 describe("shared PyTorch fixtures", () => {
   const file: FixtureFile = validateFixture(raw);
   for (const dtype of ["float64", "float32"] as const) {
-    it(`every case passes in ${dtype}`, () => {
+    it(`every case passes in ${dtype}`, async () => {
       assert.ok(file.cases.length > 0);
-      const failed = file.cases.map((c) => runCase(c, dtype)).filter((r) => !r.pass);
+      const results = [];
+      for (const c of file.cases) results.push(await runCase(c, dtype));
+      const failed = results.filter((r) => !r.pass);
       assert.deepEqual(failed.map((r) => `${r.name}: ${r.worst.output} ${r.worst.relError}`), []);
     });
   }
@@ -140,6 +142,21 @@ describe("normkit conformance CLI", () => {
       assert.equal(r.stdout, "");
       assert.match(r.stderr.trim(), msg);
     }
+  });
+
+  it("a case meant for the other precision (config.dtype) is a SKIP line; meta.tolerance replaces FORMAT.md's", () => {
+    const offset = join(root, "test/data/switchable-offset.json");
+    const r = cli("conformance", offset);
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    const lines = r.stdout.trim().split("\n");
+    assert.equal(lines.filter((l) => /^SKIP {2}\S+_float32_large_offset: meant for float32 runs \(config\.dtype\)$/.test(l)).length, 2);
+    assert.equal(lines.at(-1), "2 passed, 0 failed, 2 skipped");
+    // the float64 cases pass at the file's 1e-6, not at FORMAT.md's 1e-9 (rounding x at 1e8 costs ~1e-8)
+    const f = JSON.parse(readFileSync(offset, "utf8"));
+    delete f.meta.tolerance;
+    const strict = cli("conformance", tmpFile(f));
+    assert.equal(strict.status, 1);
+    assert.equal(strict.stdout.trim().split("\n").at(-1), "0 passed, 2 failed, 2 skipped");
   });
 
   it("invalid JSON, a missing file and a bad --dtype are one-line errors", () => {

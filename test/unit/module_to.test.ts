@@ -18,7 +18,7 @@ const stub: Device = {
   zeros: () => assert.fail("zeros called"),
   upload: () => assert.fail("upload called"),
   download: () => assert.fail("download called"),
-  fillZero: () => assert.fail("fillZero called"),
+  fill: () => assert.fail("fill called"),
 };
 
 describe("Module.to", () => {
@@ -44,6 +44,24 @@ describe("Module.to", () => {
       for (const k of Object.keys(before)) assert.deepEqual([...after[k]!.data], [...before[k]!.data], k);
     });
   }
+
+  it("a transfer that fails part-way through a model leaves every module where it was", async () => {
+    let uploads = 0;
+    const flaky: Device = {
+      ...cpu, type: "webgpu", label: "flaky", dtypes: ["float32"], holds: (t) => !t.isHost,
+      upload: (t) => {
+        if (++uploads === 5) throw new Error("out of device memory");
+        return t.clone();
+      },
+    };
+    const a = new BatchNorm2d({ numFeatures: 2 }), b = new LayerNorm({ normalizedShape: 2 });
+    const model = new Sequential([a, b]);
+    const tensors = [a.weight!.value, a.runningMean, b.weight!.value];
+    await assert.rejects(model.to(flaky), /out of device memory/);
+    assert.ok(uploads >= 5);
+    assert.ok(model.modules().every((m) => m.device === cpu));
+    assert.deepEqual([a.weight!.value, a.runningMean, b.weight!.value], tensors);
+  });
 
   it("a layer refuses a tensor its device does not hold, naming both devices", () => {
     const ln = new LayerNorm({ normalizedShape: 2 });

@@ -20,7 +20,8 @@ import type { DType } from "../../src/index.js";
 import type { Normalization } from "../../src/nn/normalization.js";
 import type { SwitchableNorm } from "../../src/nn/switchable_norm.js";
 import {
-  GpuContext, GpuTensor, WebGpuDevice, WebGpuError, downloadTensor, requestGpuContext, runCaseWebGpu, uploadTensor,
+  GpuContext, GpuTensor, WebGpuDevice, WebGpuError, downloadTensor, requestGpuContext, requestWebGpuDevice, runCaseWebGpu, uploadTensor,
+  webgpuDevice,
 } from "../../src/webgpu.js";
 import type { EngineOptions } from "../../src/webgpu.js";
 import { SWIFTSHADER_ICD, createNodeGpuContext } from "../../src/kernels/webgpu/node_device.js";
@@ -219,6 +220,41 @@ describe("WebGPU backend (Dawn for Node)", () => {
       assert.ok(model.modules().every((m) => m.device === cpu));
       assert.equal(bn.weight!.value, w);
       assert.ok(bn.runningMean!.isHost);
+    });
+
+    it("moves from one GPU device to another, and the devices refuse what they do not hold or store", async (t) => {
+      const c = gpu(t);
+      if (!c) return;
+      const one = webgpuDevice(c), two = webgpuDevice(await GpuContext.create(c.device));
+      const x = Tensor.from(f32vals(2 * 3 * 4, 51), [2, 3, 4]);
+      const ref = new BatchNorm({ numFeatures: 3 });
+      const want = ref.forward(x);
+      const bn = await new BatchNorm({ numFeatures: 3 }).to(one);
+      await bn.to(two);
+      assert.equal(bn.device, two);
+      assert.ok(rel(await two.download(bn.forward(two.upload(x))), want) <= 1e-6);
+      assert.ok(rel(await two.download(bn.runningMean!), ref.runningMean!) <= 1e-6);
+      assert.throws(() => bn.forward(one.upload(x)), (e: unknown) => e instanceof DeviceError && /got a tensor of another webgpu device/.test((e as Error).message));
+      assert.throws(() => one.zeros([2], "float64"), (e: unknown) => e instanceof DeviceError && /WebGpuDevice\.zeros: dtype: expected float32/.test((e as Error).message));
+      assert.throws(() => one.upload(x, "float64"), (e: unknown) => e instanceof DeviceError && /WebGpuDevice\.upload: dtype/.test((e as Error).message));
+      assert.throws(() => one.upload(two.upload(x)), (e: unknown) => e instanceof DeviceError && /WebGpuDevice\.upload: tensor: expected a host tensor/.test((e as Error).message));
+      await assert.rejects(one.download(x), (e: unknown) => e instanceof DeviceError && /WebGpuDevice\.download: tensor: .* got a host tensor/.test((e as Error).message));
+      await assert.rejects(one.download(two.upload(x)), (e: unknown) => e instanceof DeviceError && /another webgpu device/.test((e as Error).message));
+      const fake = { requestAdapter: async () => null } as unknown as GPU;
+      await assert.rejects(requestWebGpuDevice(fake), (e: unknown) => e instanceof WebGpuError && e.kind === "no-adapter");
+    });
+
+    it("resetRunningStats on the GPU writes the same buffers in place", async (t) => {
+      const c = gpu(t);
+      if (!c) return;
+      const dev = webgpuDevice(c);
+      const bn = await new BatchNorm({ numFeatures: 2 }).to(dev);
+      bn.forward(dev.upload(Tensor.from(f32vals(8, 52), [4, 2])));
+      const rm = bn.runningMean!;
+      bn.resetRunningStats();
+      assert.equal(bn.runningMean, rm);
+      assert.deepEqual([...(await dev.download(rm)).data, ...(await dev.download(bn.runningVar!)).data], [0, 0, 1, 1]);
+      assert.equal(bn.numBatchesTracked!.data[0], 0);
     });
 
     it("host-only methods on a module on the GPU are DeviceErrors; an out tensor of another device too", async (t) => {

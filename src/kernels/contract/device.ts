@@ -13,22 +13,27 @@
 import type { DType, Tensor } from "../../tensor.js";
 import type { NormKernels } from "./kernels.js";
 
-export interface Device {
+/**
+ * A device whose tensors are of type T (host `Tensor`s for cpu, `GpuTensor`s for WebGPU). A layer
+ * holds a `Device` of any T and checks `holds(x)` before each call, so its kernel set only ever sees
+ * tensors of its own type.
+ */
+export interface Device<T extends Tensor = Tensor> {
   readonly type: "cpu" | "webgpu";
   /** For messages: "cpu", "webgpu (<adapter>)". */
   readonly label: string;
   /** Storage types its tensors can have. */
   readonly dtypes: readonly DType[];
   /** The normalisation kernels of its tensors. */
-  readonly kernels: NormKernels;
+  readonly kernels: NormKernels<T>;
   /** Whether `t` lives on this device. */
   holds(t: Tensor): boolean;
-  /** A zero-filled tensor on this device. */
-  zeros(shape: readonly number[], dtype: DType): Tensor;
-  /** A copy of host tensor `t` on this device, in `dtype` (default: t's). Synchronous. */
-  upload(t: Tensor, dtype?: DType): Tensor;
-  /** A host copy of `t` (a tensor of this device), in `dtype` (default: t's). */
+  /** A zero-filled tensor on this device; a DeviceError for a dtype it does not store. */
+  zeros(shape: readonly number[], dtype: DType): T;
+  /** A copy of host tensor `t` on this device, in `dtype` (default: t's). Synchronous. DeviceError: a dtype it does not store, a tensor not on the host. */
+  upload(t: Tensor, dtype?: DType): T;
+  /** A host copy of `t` (a tensor of this device), in `dtype` (default: t's); a DeviceError for a tensor it does not hold. */
   download(t: Tensor, dtype?: DType): Promise<Tensor>;
-  /** Sets every value of `t` (a tensor of this device) to 0 — on a GPU, enqueued. */
-  fillZero(t: Tensor): void;
+  /** Sets every value of `t` (a tensor of this device) to `value` — on a GPU, enqueued. */
+  fill(t: Tensor, value: number): void;
 }

@@ -6,7 +6,36 @@
  * turns a set of them into the kernel contract (./kernels.ts); layers never see them.
  */
 import type { FloatArray } from "../../tensor.js";
+import type { Stats, SwitchWork } from "./kernels.js";
 import type { AffineKind, NormShape, StatsConfig } from "./view.js";
+
+/** The statistics of the host kernel sets: float64 arrays, one entry per statistic group. */
+export interface HostStatsArrays extends Stats {
+  readonly mean: Float64Array;
+  /** Biased variance (mean(x^2) without centring). */
+  readonly variance: Float64Array;
+  /** 1 / sqrt(variance + eps). */
+  readonly rstd: Float64Array;
+}
+
+/** Switchable Norm's work on the host: the statistics of the last forward (what lastStatistics() reads). */
+export interface HostSwitchArrays extends SwitchWork {
+  /** Per (n, c) at n * C + c: instance mean and variance (with its convention's factor), mixed mean, variance, rstd. */
+  readonly muIn: Float64Array;
+  readonly vIn: Float64Array;
+  readonly mean: Float64Array;
+  readonly vMix: Float64Array;
+  readonly rstd: Float64Array;
+  /** Per n. */
+  readonly muLn: Float64Array;
+  readonly vLn: Float64Array;
+  /** Per c. */
+  readonly muBn: Float64Array;
+  readonly vBn: Float64Array;
+  /** softmax(mean_weight), softmax(var_weight) by kind (in, ln, bn), 0 for an absent one. */
+  readonly aKind: Float64Array;
+  readonly bKind: Float64Array;
+}
 
 /** Scratch for backward, sized by the caller once and reused (float64 accumulators). */
 export interface BackwardScratch {

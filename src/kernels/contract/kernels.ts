@@ -23,11 +23,15 @@ import type { AffineKind, NormPlan } from "./view.js";
 /** The statistics of one call: `count` groups (mean, variance and rstd = 1/sqrt(var + eps) each). */
 export interface Stats {
   readonly count: number;
+  /** Frees its device memory now (a GPU buffer; nothing on the host). Not used after. */
+  destroy(): void;
 }
 
 /** Reusable temporary storage of one caller (a layer); one per layer keeps calls re-entrant. */
 export interface Scratch {
   readonly kind: "scratch";
+  /** Frees its device memory now. Not used after. */
+  destroy(): void;
 }
 
 /** The running-statistics update a training forward applies (PyTorch's convention). */
@@ -106,6 +110,8 @@ export interface SwitchConfig {
 export interface SwitchWork {
   readonly N: number;
   readonly C: number;
+  /** Frees its device memory now. Not used after. */
+  destroy(): void;
 }
 
 export interface SwitchForwardArgs<T extends Tensor = Tensor> {
@@ -147,7 +153,11 @@ export interface SwitchBackwardArgs<T extends Tensor = Tensor> {
   readonly scratch: Scratch;
 }
 
-export type KernelSetName = "ts" | "wasm" | "webgpu";
+/** An argument object with writable fields: layers reuse one per call site (a call allocates nothing). */
+export type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/** A kernel set, or "auto": the host registry's per-call choice between ts and wasm. */
+export type KernelSetName = "ts" | "wasm" | "webgpu" | "auto";
 
 /** The normalisation kernels of one kernel set, on tensors of type T. */
 export interface NormKernels<T extends Tensor = Tensor> {

@@ -9,14 +9,14 @@ import type {
   BackwardArgs, ForwardTrainArgs, KernelSetName, NormKernels, NormalizeArgs, Scratch, Stats, SwitchBackwardArgs,
   SwitchForwardArgs, SwitchWork,
 } from "../contract/kernels.js";
-import type { HostPrimitives } from "../contract/host.js";
+import type { HostPrimitives, HostStatsArrays } from "../contract/host.js";
 import { AffineKind, NormPlan, statCount } from "../contract/view.js";
 import { BackwardScratch, makeBackwardScratch } from "./norm.js";
 import { updateRunningBatch, updateRunningInstance } from "./running.js";
 import { HostSwitchWork, switchBackwardHost, switchForwardHost } from "./switchable.js";
 
 /** Statistics in host memory, float64 whatever the storage: mean, biased variance, rstd per group. */
-export class HostStats implements Stats {
+export class HostStats implements HostStatsArrays {
   readonly mean: Float64Array;
   readonly variance: Float64Array;
   readonly rstd: Float64Array;
@@ -25,6 +25,8 @@ export class HostStats implements Stats {
     this.variance = new Float64Array(count);
     this.rstd = new Float64Array(count);
   }
+  /** Host memory: garbage collection frees it. */
+  destroy(): void {}
 }
 
 /** Backward accumulators of one layer, grown on demand. */
@@ -36,6 +38,9 @@ export class HostScratch implements Scratch {
     const s = this.scratch;
     if (s && s.sumG.length >= stats && s.dw.length >= affine) return s;
     return (this.scratch = makeBackwardScratch(stats, affine));
+  }
+  destroy(): void {
+    this.scratch = null;
   }
 }
 

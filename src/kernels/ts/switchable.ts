@@ -13,14 +13,13 @@
  *   mu = Σ_k softmax(mean_weight)_k mu_k     sigma^2 = Σ_k softmax(var_weight)_k sigma^2_k
  */
 import type { Tensor } from "../../tensor.js";
-import type { SwitchBackwardArgs, SwitchConfig, SwitchForwardArgs, SwitchWork } from "../contract/kernels.js";
-import type { HostPrimitives } from "../contract/host.js";
-import type { StatsConfig } from "../contract/view.js";
+import type { SwitchBackwardArgs, SwitchConfig, SwitchForwardArgs } from "../contract/kernels.js";
+import type { HostPrimitives, HostSwitchArrays } from "../contract/host.js";
 import { softmaxInto } from "../contract/math.js";
 import type { HostScratch } from "./host_set.js";
 
 /** Every statistic and gradient array of one (N, C), reused from call to call. */
-export class HostSwitchWork implements SwitchWork {
+export class HostSwitchWork implements HostSwitchArrays {
   readonly muIn: Float64Array; // per (n,c)
   readonly vIn: Float64Array;
   readonly mean: Float64Array; // mixed, per (n,c)
@@ -55,9 +54,9 @@ export class HostSwitchWork implements SwitchWork {
     this.muLn = f(N); this.vLn = f(N); this.sMuN = f(N); this.sVN = f(N);
     this.muBn = f(C); this.vBn = f(C); this.sMuC = f(C); this.sVC = f(C);
   }
+  /** Host memory: garbage collection frees it. */
+  destroy(): void {}
 }
-
-const IN_CFG: StatsConfig = { perSample: true, groupSize: 1, center: true };
 
 /** d logit_j += p_j * (d p_j - Σ_k p_k d p_k) */
 function softmaxBackwardAccumulate(grad: { [i: number]: number }, p: Float64Array, dp: Float64Array, n: number): void {
@@ -85,7 +84,7 @@ export function switchForwardHost(prims: HostPrimitives, o: SwitchForwardArgs): 
   const cfg = o.config;
   const { muIn, vIn, muLn, vLn, muBn, vBn, mean, rstd, vMix } = wk;
   const NC = N * C;
-  prims.moments(o.x.data, shape, IN_CFG, muIn, vIn);
+  prims.moments(o.x.data, shape, o.plan.cfg, muIn, vIn);
   for (let i = 0; i < NC; i++) vIn[i] *= cfg.fIn;
 
   // LN per n and (in training) BN per c, each from centred terms
@@ -157,7 +156,7 @@ export function switchForwardHost(prims: HostPrimitives, o: SwitchForwardArgs): 
       }
     }
   }
-  prims.normalizeForward(o.y.data, o.x.data, shape, IN_CFG, mean, rstd, "channel", o.weight.data, o.bias.data);
+  prims.normalizeForward(o.y.data, o.x.data, shape, o.plan.cfg, mean, rstd, "channel", o.weight.data, o.bias.data);
 }
 
 /**
@@ -177,7 +176,7 @@ export function switchBackwardHost(prims: HostPrimitives, o: SwitchBackwardArgs)
   const { muIn, vIn, muLn, vLn, muBn, vBn, mean, rstd, gMu, gV, sMuN, sVN, sMuC, sVC, cA, cB, cD } = wk;
   const sc = (o.scratch as HostScratch).backward(NC, C);
   // sums per (n,c) and dweight/dbias (accumulated into the grads)
-  prims.normalizeBackward(null, o.dweight.data, o.dbias.data, o.dy.data, o.x.data, shape, IN_CFG, mean, rstd, "channel", o.weight.data, false, sc);
+  prims.normalizeBackward(null, o.dweight.data, o.dbias.data, o.dy.data, o.x.data, shape, o.plan.cfg, mean, rstd, "channel", o.weight.data, false, sc);
   for (let i = 0; i < NC; i++) {
     const r = rstd[i]!;
     gMu[i] = -r * sc.sumG[i]!;
@@ -235,5 +234,5 @@ export function switchBackwardHost(prims: HostPrimitives, o: SwitchBackwardArgs)
       cD[i] = dMuIn / S;
     }
   }
-  prims.combine(o.dx.data, o.dy.data, o.x.data, shape, IN_CFG, cA, cB, muIn, cD);
+  prims.combine(o.dx.data, o.dy.data, o.x.data, shape, o.plan.cfg, cA, cB, muIn, cD);
 }

@@ -14,7 +14,7 @@ import type {
   BackwardArgs, ForwardTrainArgs, NormKernels, NormalizeArgs, Scratch, Stats, SwitchBackwardArgs, SwitchConfig,
   SwitchForwardArgs, SwitchWork,
 } from "../contract/kernels.js";
-import type { AffineKind, NormPlan, StatsConfig } from "../contract/view.js";
+import type { AffineKind, NormPlan } from "../contract/view.js";
 import type { GpuContext } from "./device.js";
 import { EngineOptions, GpuRunning, GpuStats, Scratch as GpuScratchBuffers, WebGpuNormKernels, createStats, makeView } from "./engine.js";
 import { GpuTensor } from "./tensor.js";
@@ -22,12 +22,21 @@ import { WORKGROUP_SIZE as WG } from "./wgsl.js";
 import { switchBackwardProgram, switchDxProgram, switchMixProgram, switchableLayout } from "./kernels/switchable.js";
 
 class GpuStatsObject implements Stats, GpuStats {
-  constructor(readonly buffer: GPUBuffer, readonly count: number) {}
+  readonly buffer: GPUBuffer;
+  constructor(ctx: GpuContext, readonly count: number) {
+    this.buffer = createStats(ctx, count).buffer;
+  }
+  destroy(): void {
+    this.buffer.destroy();
+  }
 }
 
 class GpuScratchObject implements Scratch {
   readonly kind = "scratch" as const;
   constructor(readonly buffers: GpuScratchBuffers) {}
+  destroy(): void {
+    this.buffers.destroy();
+  }
 }
 
 /** Switchable Norm's per-(n, c) work on the GPU: the instance statistics, the mixed ones, and one buffer of the rest. */
@@ -40,9 +49,12 @@ class GpuSwitchWork implements SwitchWork {
     this.mixed = createStats(ctx, N * C);
     this.ws = ctx.createStorage(switchableLayout(N, C).floats * 4, "switchable work");
   }
+  destroy(): void {
+    this.inStats.buffer.destroy();
+    this.mixed.buffer.destroy();
+    this.ws.destroy();
+  }
 }
-
-const IN_CFG: StatsConfig = { perSample: true, groupSize: 1, center: true };
 
 export class WebGpuKernelSet implements NormKernels<GpuTensor> {
   readonly name = "webgpu" as const;
@@ -56,7 +68,7 @@ export class WebGpuKernelSet implements NormKernels<GpuTensor> {
     return x instanceof GpuTensor && x.ctx === this.ctx && !plan.shape.channelsLast;
   }
   createStats(count: number): Stats {
-    return new GpuStatsObject(this.ctx.createStorage(count * 16, "stats"), count);
+    return new GpuStatsObject(this.ctx, count);
   }
   createScratch(): Scratch {
     return new GpuScratchObject(new GpuScratchBuffers(this.ctx));
@@ -69,24 +81,24 @@ export class WebGpuKernelSet implements NormKernels<GpuTensor> {
     const r = o.running;
     const running: GpuRunning | null = r ? { mean: r.mean, var: r.variance, policy: r.policy, factor: r.factor } : null;
     this.ctx.submit(this.engine.forwardTrain(
-      o.y, o.x, o.plan.shape, o.plan.cfg, o.eps, o.affine, o.weight, o.bias, o.stats as GpuStats,
+      o.y, o.x, o.plan.shape, o.plan.cfg, o.eps, o.affine, o.weight, o.bias, o.stats as GpuStatsObject,
       running, (o.scratch as GpuScratchObject).buffers,
     ));
   }
 
   statsFromRunning(o: { runningMean: GpuTensor; runningVar: GpuTensor; eps: number; stats: Stats }): void {
-    this.ctx.submit(this.engine.evalStatistics(o.runningMean, o.runningVar, o.eps, o.stats as GpuStats));
+    this.ctx.submit(this.engine.evalStatistics(o.runningMean, o.runningVar, o.eps, o.stats as GpuStatsObject));
   }
 
   normalize(o: NormalizeArgs<GpuTensor>): void {
     this.ctx.submit(this.engine.normalizeForward(
-      o.y, o.x, o.plan.shape, o.plan.cfg, o.stats as GpuStats, o.affine, o.weight, o.bias,
+      o.y, o.x, o.plan.shape, o.plan.cfg, o.stats as GpuStatsObject, o.affine, o.weight, o.bias,
     ));
   }
 
   backward(o: BackwardArgs<GpuTensor>): void {
     this.ctx.submit(this.engine.normalizeBackward(
-      o.dx, o.dweight, o.dbias, o.dy, o.x, o.plan.shape, o.plan.cfg, o.stats as GpuStats,
+      o.dx, o.dweight, o.dbias, o.dy, o.x, o.plan.shape, o.plan.cfg, o.stats as GpuStatsObject,
       o.affine, o.weight, o.fixedStats, (o.scratch as GpuScratchObject).buffers,
     ));
   }
@@ -94,7 +106,7 @@ export class WebGpuKernelSet implements NormKernels<GpuTensor> {
   /** The uniforms of the Switchable Norm kernels for one call. */
   private switchUniforms(plan: NormPlan, cfg: SwitchConfig, bnFromBatch: boolean, J: number) {
     const { N, C, S } = plan.shape;
-    const v = makeView(plan.shape, IN_CFG, this.engine.options.vec4);
+    const v = makeView(plan.shape, plan.cfg, this.engine.options.vec4);
     const { floats: _floats, ...layout } = switchableLayout(N, C);
     const idx = (i: number) => (i < 0 ? 99 : i);
     return {
@@ -110,12 +122,12 @@ export class WebGpuKernelSet implements NormKernels<GpuTensor> {
     const x = o.x;
     const u = this.switchUniforms(o.plan, o.config, o.bnFromBatch, 1);
     const bn = o.config.index.bn >= 0;
-    const run = this.engine.moments(x, o.plan.shape, IN_CFG, 0, wk.inStats, scratch);
+    const run = this.engine.moments(x, o.plan.shape, o.plan.cfg, 0, wk.inStats, scratch);
     const rb = bn ? [o.runningMean!.buffer, o.runningVar!.buffer] : [];
     run.push(this.ctx.prepare(switchMixProgram({ bn }) as never, u as never, [
       wk.inStats.buffer, o.meanWeight.buffer, o.varWeight.buffer, wk.ws, wk.mixed.buffer, ...rb,
     ], 1));
-    run.push(...this.engine.normalizeForward(o.y, x, o.plan.shape, IN_CFG, wk.mixed, "channel", o.weight, o.bias));
+    run.push(...this.engine.normalizeForward(o.y, x, o.plan.shape, o.plan.cfg, wk.mixed, "channel", o.weight, o.bias));
     this.ctx.submit(run);
   }
 
@@ -125,15 +137,15 @@ export class WebGpuKernelSet implements NormKernels<GpuTensor> {
     const { N, C } = o.plan.shape;
     // row sums Σ dy, Σ dy (x - mu) per (n, c), and dweight / dbias (accumulated)
     const run = this.engine.normalizeBackward(
-      null, o.dweight, o.dbias, o.dy, o.x, o.plan.shape, IN_CFG, wk.mixed, "channel", o.weight, false, scratch,
+      null, o.dweight, o.dbias, o.dy, o.x, o.plan.shape, o.plan.cfg, wk.mixed, "channel", o.weight, false, scratch,
     );
-    const { J } = this.engine.rowChunking(o.plan.shape, IN_CFG);
+    const { J } = this.engine.rowChunking(o.plan.shape, o.plan.cfg);
     const u = this.switchUniforms(o.plan, o.config, o.bnFromBatch, J);
     run.push(this.ctx.prepare(switchBackwardProgram() as never, u as never, [
       wk.mixed.buffer, scratch.get("sums", N * C * J * 8), o.weight.buffer, o.meanWeight.buffer, o.varWeight.buffer,
       wk.ws, o.dMeanWeight.buffer, o.dVarWeight.buffer,
     ], 1));
-    const vec = makeView(o.plan.shape, IN_CFG, this.engine.options.vec4).vec;
+    const vec = makeView(o.plan.shape, o.plan.cfg, this.engine.options.vec4).vec;
     run.push(this.ctx.prepare(switchDxProgram({ vec }) as never, u as never, [o.x.buffer, o.dy.buffer, wk.ws, o.dx.buffer], Math.ceil(u.E / WG)));
     this.ctx.submit(run);
   }

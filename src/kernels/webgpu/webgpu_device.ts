@@ -8,14 +8,15 @@
  *   const y = bn.forward(gpu.upload(x));                      // enqueued; nothing is read back
  *   const host = await gpu.download(y);                       // explicit; throws on any GPU error
  */
+import { DeviceError } from "../../errors.js";
 import type { DType, Tensor } from "../../tensor.js";
 import type { Device } from "../contract/device.js";
 import { GpuContext, RequestOptions, requestGpuContext } from "./device.js";
 import type { EngineOptions } from "./engine.js";
 import { WebGpuKernelSet } from "./kernel_set.js";
-import { GpuTensor, downloadTensor, uploadTensor } from "./tensor.js";
+import { GpuTensor, downloadTensor, uploadTensor, writeTensor } from "./tensor.js";
 
-export class WebGpuDevice implements Device {
+export class WebGpuDevice implements Device<GpuTensor> {
   readonly type = "webgpu" as const;
   readonly dtypes: readonly DType[] = Object.freeze(["float32"] as DType[]);
   readonly kernels: WebGpuKernelSet;
@@ -32,20 +33,32 @@ export class WebGpuDevice implements Device {
   holds(t: Tensor): boolean {
     return t instanceof GpuTensor && t.ctx === this.ctx && !t.isDestroyed;
   }
-  zeros(shape: readonly number[], _dtype: DType = "float32"): GpuTensor {
+  zeros(shape: readonly number[], dtype: DType = "float32"): GpuTensor {
+    this.checkDType(dtype, "zeros");
     return GpuTensor.zerosOn(this.ctx, shape);
   }
-  upload(t: Tensor, _dtype: DType = "float32"): GpuTensor {
+  /** A float32 copy of a host tensor (float64 values are rounded to float32: the storage). */
+  upload(t: Tensor, dtype: DType = "float32"): GpuTensor {
+    this.checkDType(dtype, "upload");
+    if (!t.isHost) throw new DeviceError("tensor", "a host tensor", `a tensor on ${t.device}`, "WebGpuDevice.upload");
     return uploadTensor(this.ctx, t);
   }
   download(t: Tensor, dtype: DType = "float32"): Promise<Tensor> {
+    if (!this.holds(t)) return Promise.reject(new DeviceError("tensor", `a tensor on ${this.label}`, t.isHost ? "a host tensor" : `a tensor of another ${t.device} device`, "WebGpuDevice.download"));
     return downloadTensor(t as GpuTensor, dtype);
   }
-  fillZero(t: Tensor): void {
+  fill(t: Tensor, value: number): void {
     const g = t as GpuTensor;
-    const enc = this.ctx.device.createCommandEncoder();
-    enc.clearBuffer(g.buffer);
-    this.ctx.scoped(() => this.ctx.device.queue.submit([enc.finish()]));
+    if (value === 0) {
+      const enc = this.ctx.device.createCommandEncoder();
+      enc.clearBuffer(g.buffer);
+      this.ctx.scoped(() => this.ctx.device.queue.submit([enc.finish()]));
+    } else {
+      writeTensor(g, new Float32Array(g.size).fill(value));
+    }
+  }
+  private checkDType(dtype: DType, method: string): void {
+    if (dtype !== "float32") throw new DeviceError("dtype", "float32 (the only storage of a WebGPU device)", String(dtype), `WebGpuDevice.${method}`);
   }
 }
 
