@@ -4,6 +4,7 @@
  * either and accumulate in float64 (JavaScript numbers) whatever the storage.
  */
 import { ConfigError, DeviceError, ShapeError, fmtShape } from "./errors.js";
+import type { Device } from "./kernels/contract/device.js";
 
 export type DType = "float32" | "float64";
 export type FloatArray = Float32Array | Float64Array;
@@ -73,6 +74,10 @@ export class Tensor {
   /** Where the values live: "cpu" (host memory) or, for a subclass, its device ("webgpu"). */
   get device(): string {
     return "cpu";
+  }
+  /** The device object of a device tensor (whose kernels compute on it), or null for a host tensor. */
+  get home(): Device | null {
+    return null;
   }
   /** Whether the values are in host memory (`data` readable). */
   get isHost(): boolean {

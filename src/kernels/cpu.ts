@@ -4,10 +4,19 @@ import type { DType, Tensor as TensorType } from "../tensor.js";
 import { Tensor } from "../tensor.js";
 import type { Device } from "./contract/device.js";
 import { cpuKernels } from "./registry.js";
+import { hostOps } from "./ts/ops_set.js";
 
 function hostOnly(t: TensorType, where: string): TensorType {
   if (!t.isHost) throw new DeviceError("tensor", "a host tensor", `a tensor on ${t.device}`, where);
   return t;
+}
+
+/** The device of a tensor: cpu for host tensors, a device tensor's `home`; a DeviceError without one. */
+export function deviceOf(t: TensorType, ctx: string): Device {
+  if (t.isHost) return cpu;
+  const d = t.home;
+  if (!d) throw new DeviceError("tensor", "a tensor of a device (made by a Device or moved by Module.to)", `a ${t.device} tensor without one`, ctx);
+  return d;
 }
 
 export const cpu: Device<Tensor> = Object.freeze({
@@ -15,6 +24,7 @@ export const cpu: Device<Tensor> = Object.freeze({
   label: "cpu",
   dtypes: Object.freeze(["float32", "float64"] as DType[]),
   kernels: cpuKernels,
+  ops: hostOps,
   holds: (t: TensorType) => t.isHost,
   zeros: (shape: readonly number[], dtype: DType) => Tensor.zeros(shape, dtype),
   upload: (t: TensorType, dtype?: DType) => hostOnly(t, "cpu.upload").clone(dtype ?? t.dtype),

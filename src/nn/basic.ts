@@ -11,21 +11,25 @@
 import { ConfigError, ShapeError, fmtShape } from "../errors.js";
 import { Module, Parameter, requireCache } from "./module.js";
 import { checkDType } from "./validate.js";
-import {
-  Pool2dGeometry, avgPool2dBackward, avgPool2dForward, globalAvgPoolBackward, globalAvgPoolForward, maxPool2dBackward,
-  maxPool2dForward, maxPool2x2Forward, pool2dGeometry,
-} from "../kernels/ts/pool.js";
-import { reluBackward, reluForward } from "../kernels/ts/relu.js";
-import { DType, FloatArray, Tensor, allocate, sameShape } from "../tensor.js";
+import type { Device } from "../kernels/contract/device.js";
+import { Indices, Pool2dGeometry, pool2dGeometry } from "../kernels/contract/ops.js";
+import { DType, Tensor, sameShape, sizeOf } from "../tensor.js";
 
-/** A typed array of one dtype reused while the requested size stays the same. */
+/**
+ * An output tensor reused while the requested size and the device stay the same (a fresh array per
+ * call costs a first touch of every page). `get` returns a tensor of the requested shape over it.
+ */
 export class ReusedBuffer {
-  private data: FloatArray | null = null;
+  private t: Tensor | null = null;
+  private on: Device | null = null;
   constructor(private readonly dtype: DType) {}
-  /** An array of exactly `size` elements (contents unspecified). */
-  get(size: number): FloatArray {
-    if (this.data === null || this.data.length !== size) this.data = allocate(this.dtype, size);
-    return this.data;
+  get(device: Device, shape: readonly number[]): Tensor {
+    const n = sizeOf(shape);
+    if (this.t === null || this.on !== device || this.t.size !== n) {
+      this.t = device.zeros([n], this.dtype);
+      this.on = device;
+    }
+    return this.t.reshape(shape);
   }
 }
 
@@ -57,6 +61,10 @@ abstract class ParameterFree extends Module {
   namedParameters(): Record<string, Parameter> {
     return {};
   }
+  /** The parameter-free layers run on every device whose ops implement them (all of them). */
+  protected override deviceProblem(): string | null {
+    return null;
+  }
 }
 
 /** y = max(x, 0);  dx = dy where x > 0, else 0 (PyTorch's choice at x = 0). Any shape. */
@@ -66,18 +74,20 @@ export class ReLU extends ParameterFree {
     super(options, "ReLU");
   }
   forward(x: Tensor): Tensor {
+    this.checkDevice(x, "x", "forward");
     checkX(x, this.dtype, "ReLU.forward");
-    const y = this.yBuf.get(x.size), a = x.data;
-    reluForward(y, a);
+    const y = this.yBuf.get(this.device, x.shape);
+    this.device.ops.relu({ y, x });
     this.cache = x;
-    return new Tensor(y, x.shape);
+    return y;
   }
   backward(dy: Tensor): Tensor {
     const x = requireCache(this.cache, "ReLU.backward");
+    this.checkDevice(dy, "dy", "backward");
     checkDy(dy, x.shape, this.dtype, "ReLU.backward");
-    const dx = this.dxBuf.get(x.size), a = x.data, d = dy.data;
-    reluBackward(dx, d, a);
-    return new Tensor(dx, x.shape);
+    const dx = this.dxBuf.get(this.device, x.shape);
+    this.device.ops.reluBackward({ dx, dy, x });
+    return dx;
   }
 }
 
@@ -88,6 +98,7 @@ export class Flatten extends ParameterFree {
     super(options, "Flatten");
   }
   forward(x: Tensor): Tensor {
+    this.checkDevice(x, "x", "forward");
     checkX(x, this.dtype, "Flatten.forward");
     if (x.rank < 1) throw new ShapeError("x", "rank ≥ 1", "rank 0", "Flatten.forward");
     const N = x.shape[0]!;
@@ -130,6 +141,7 @@ abstract class Pool2d extends ParameterFree {
 
   /** Validates x ([N, C, H, W], at least one window) and returns its geometry. */
   protected plan(x: Tensor, ctx: string): { g: Pool2dGeometry; xShape: readonly number[]; yShape: number[] } {
+    this.checkDevice(x, "x", "forward");
     checkX(x, this.dtype, ctx, 4);
     const [N, C, H, W] = x.shape as [number, number, number, number];
     const [kh, kw] = this.kernelSize;
@@ -141,26 +153,32 @@ abstract class Pool2d extends ParameterFree {
 
 /** Max pooling over [N, C, H, W] (no padding, floor mode). dx routes dy to each window's first maximum. */
 export class MaxPool2d extends Pool2d {
-  private argmax = new Int32Array(0);
+  private argmax: Indices | null = null;
+  private argmaxOn: Device | null = null;
   constructor(options: Pool2dOptions) {
     super(options, "MaxPool2d");
   }
   forward(x: Tensor): Tensor {
     const p = this.plan(x, "MaxPool2d.forward");
     const n = p.g.planes * p.g.Ho * p.g.Wo;
-    if (this.argmax.length !== n) this.argmax = new Int32Array(n);
-    const y = this.yBuf.get(n);
-    const fast = p.g.kh === 2 && p.g.kw === 2 && p.g.sh === 2 && p.g.sw === 2;
-    (fast ? maxPool2x2Forward : maxPool2dForward)(y, this.argmax, x.data, p.g);
+    const ops = this.device.ops;
+    if (!this.argmax || this.argmax.count !== n || this.argmaxOn !== this.device) {
+      this.argmax?.destroy();
+      this.argmax = ops.createIndices(n);
+      this.argmaxOn = this.device;
+    }
+    const y = this.yBuf.get(this.device, p.yShape);
+    ops.maxPool2d({ y, x, argmax: this.argmax, geometry: p.g });
     this.geometry = p;
-    return new Tensor(y, p.yShape);
+    return y;
   }
   backward(dy: Tensor): Tensor {
     const p = requireCache(this.geometry, "MaxPool2d.backward");
+    this.checkDevice(dy, "dy", "backward");
     checkDy(dy, p.yShape, this.dtype, "MaxPool2d.backward");
-    const dx = this.dxBuf.get(p.g.planes * p.g.H * p.g.W);
-    maxPool2dBackward(dx, dy.data, this.argmax, dy.size);
-    return new Tensor(dx, p.xShape);
+    const dx = this.dxBuf.get(this.device, p.xShape);
+    this.device.ops.maxPool2dBackward({ dx, dy, argmax: this.argmax!, geometry: p.g });
+    return dx;
   }
 }
 
@@ -171,17 +189,18 @@ export class AvgPool2d extends Pool2d {
   }
   forward(x: Tensor): Tensor {
     const p = this.plan(x, "AvgPool2d.forward");
-    const y = this.yBuf.get(p.g.planes * p.g.Ho * p.g.Wo);
-    avgPool2dForward(y, x.data, p.g);
+    const y = this.yBuf.get(this.device, p.yShape);
+    this.device.ops.avgPool2d({ y, x, geometry: p.g });
     this.geometry = p;
-    return new Tensor(y, p.yShape);
+    return y;
   }
   backward(dy: Tensor): Tensor {
     const p = requireCache(this.geometry, "AvgPool2d.backward");
+    this.checkDevice(dy, "dy", "backward");
     checkDy(dy, p.yShape, this.dtype, "AvgPool2d.backward");
-    const dx = this.dxBuf.get(p.g.planes * p.g.H * p.g.W);
-    avgPool2dBackward(dx, dy.data, p.g);
-    return new Tensor(dx, p.xShape);
+    const dx = this.dxBuf.get(this.device, p.xShape);
+    this.device.ops.avgPool2dBackward({ dx, dy, geometry: p.g });
+    return dx;
   }
 }
 
@@ -192,21 +211,24 @@ export class GlobalAvgPool2d extends ParameterFree {
     super(options, "GlobalAvgPool2d");
   }
   forward(x: Tensor): Tensor {
+    this.checkDevice(x, "x", "forward");
     checkX(x, this.dtype, "GlobalAvgPool2d.forward", 4);
     const [N, C, H, W] = x.shape as [number, number, number, number];
     if (H * W === 0) throw new ShapeError("x", "at least one position per channel", `shape ${fmtShape(x.shape)}`, "GlobalAvgPool2d.forward");
-    const y = this.yBuf.get(N * C);
-    globalAvgPoolForward(y, x.data, N * C, H * W);
+    const y = this.yBuf.get(this.device, [N, C]);
+    // one window over the whole plane
+    this.device.ops.avgPool2d({ y, x, geometry: pool2dGeometry(N * C, H, W, H, W, H, W) });
     this.cache = x.shape;
-    return new Tensor(y, [N, C]);
+    return y;
   }
   backward(dy: Tensor): Tensor {
     const shape = requireCache(this.cache, "GlobalAvgPool2d.backward");
     const [N, C, H, W] = shape as [number, number, number, number];
+    this.checkDevice(dy, "dy", "backward");
     checkDy(dy, [N, C], this.dtype, "GlobalAvgPool2d.backward");
-    const dx = this.dxBuf.get(N * C * H * W);
-    globalAvgPoolBackward(dx, dy.data, N * C, H * W);
-    return new Tensor(dx, shape);
+    const dx = this.dxBuf.get(this.device, shape);
+    this.device.ops.avgPool2dBackward({ dx, dy, geometry: pool2dGeometry(N * C, H, W, H, W, H, W) });
+    return dx;
   }
 }
 
@@ -302,12 +324,16 @@ export class ReuseOutputs extends Module {
     this.training = inner.training;
   }
   forward(x: Tensor): Tensor {
-    if (!this.y || !sameShape(this.y.shape, x.shape)) this.y = Tensor.zeros(x.shape, this.dtype);
+    if (!this.y || !sameShape(this.y.shape, x.shape) || !this.device.holds(this.y)) this.y = this.device.zeros(x.shape, this.dtype);
     return this.inner.forward(x, this.y);
   }
   backward(dy: Tensor): Tensor {
-    if (!this.dx || !sameShape(this.dx.shape, dy.shape)) this.dx = Tensor.zeros(dy.shape, this.dtype);
+    if (!this.dx || !sameShape(this.dx.shape, dy.shape) || !this.device.holds(this.dx)) this.dx = this.device.zeros(dy.shape, this.dtype);
     return this.inner.backward(dy, this.dx);
+  }
+  /** It holds no tensors of its own (its outputs follow the device): it goes wherever its layer can. */
+  protected override deviceProblem(): string | null {
+    return null;
   }
   namedParameters(): Record<string, Parameter> {
     return this.inner.namedParameters();

@@ -1,7 +1,8 @@
 /** 2-D convolution layer over NCHW input, as torch.nn.Conv2d (groups=1, dilation=1, zero padding). */
 import { ConfigError, ShapeError, fmtShape } from "../errors.js";
-import { Conv2dGeometry, conv2dBackward, conv2dForward, conv2dGeometry, conv2dScratchSize } from "../kernels/ts/conv2d.js";
-import { DType, Tensor, allocate } from "../tensor.js";
+import type { Device } from "../kernels/contract/device.js";
+import { Conv2dGeometry, Workspace, conv2dGeometry } from "../kernels/contract/ops.js";
+import { DType, Tensor } from "../tensor.js";
 import { initUniform } from "./linear.js";
 import { checkDType, checkDTypeOf, checkGradShape, checkPositiveInt } from "./validate.js";
 import { Module, Parameter, makeParameter, requireCache } from "./module.js";
@@ -69,7 +70,7 @@ export class Conv2d extends Module {
   readonly padding: readonly [number, number];
   readonly weight: Parameter;
   readonly bias: Parameter | null;
-  private scratch = new Float64Array(0);
+  private workspace: Workspace | null = null;
   private cache: { x: Tensor; g: Conv2dGeometry; yShape: number[] } | null = null;
 
   constructor(options: Conv2dOptions) {
@@ -90,29 +91,35 @@ export class Conv2d extends Module {
     return this.bias ? { weight: this.weight, bias: this.bias } : { weight: this.weight };
   }
 
-  private scratchFor(g: Conv2dGeometry): Float64Array {
-    const n = conv2dScratchSize(g);
-    if (this.scratch.length < n) this.scratch = new Float64Array(n);
-    return this.scratch;
+  /** Runs on every device (the device's ops compute it). */
+  protected override deviceProblem(_device: Device): string | null {
+    return null;
+  }
+  protected override movedTo(): void {
+    this.workspace?.destroy();
+    this.workspace = null;
+    this.cache = null;
   }
 
   forward(x: Tensor): Tensor {
+    this.checkDevice(x, "x", "forward");
     const g = convInputGeometry(x, this.dtype, this.inChannels, this.outChannels, this.kernelSize, this.stride, this.padding, "Conv2d.forward");
     const yShape = [g.N, g.O, g.Ho, g.Wo];
-    const y = allocate(this.dtype, g.N * g.O * g.P);
-    conv2dForward(y, x.data, this.weight.value.data, this.bias ? this.bias.value.data : null, g, this.scratchFor(g));
+    const y = this.device.zeros(yShape, this.dtype);
+    this.workspace ??= this.device.ops.createWorkspace();
+    this.device.ops.conv2d({ y, x, weight: this.weight.value, bias: this.bias?.value ?? null, geometry: g, workspace: this.workspace });
     this.cache = { x, g, yShape };
-    return new Tensor(y, yShape);
+    return y;
   }
 
   /** Returns dx; accumulates (+=) into weight.grad and bias.grad. */
   backward(dy: Tensor): Tensor {
     const c = requireCache(this.cache, "Conv2d");
+    this.checkDevice(dy, "dy", "backward");
     checkGradShape(dy, c.yShape, this.dtype, "Conv2d.backward");
-    const dx = allocate(this.dtype, c.x.size);
-    conv2dBackward(dx, this.weight.grad.data, this.bias ? this.bias.grad.data : null, dy.data, c.x.data,
-      this.weight.value.data, c.g, this.scratchFor(c.g), true);
-    return new Tensor(dx, c.x.shape);
+    const dx = this.device.zeros(c.x.shape, this.dtype);
+    this.gradients(dx, dy, c);
+    return dx;
   }
 
   /**
@@ -121,8 +128,15 @@ export class Conv2d extends Module {
    */
   backwardParams(dy: Tensor): void {
     const c = requireCache(this.cache, "Conv2d");
+    this.checkDevice(dy, "dy", "backwardParams");
     checkGradShape(dy, c.yShape, this.dtype, "Conv2d.backwardParams");
-    conv2dBackward(null, this.weight.grad.data, this.bias ? this.bias.grad.data : null, dy.data, c.x.data,
-      this.weight.value.data, c.g, this.scratchFor(c.g), true);
+    this.gradients(null, dy, c);
+  }
+
+  private gradients(dx: Tensor | null, dy: Tensor, c: { x: Tensor; g: Conv2dGeometry }): void {
+    this.workspace ??= this.device.ops.createWorkspace();
+    this.device.ops.conv2dBackward({
+      dx, dweight: this.weight.grad, dbias: this.bias?.grad ?? null, dy, x: c.x, weight: this.weight.value, geometry: c.g, workspace: this.workspace,
+    });
   }
 }

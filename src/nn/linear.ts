@@ -1,8 +1,8 @@
 /** Linear (fully connected) layer: y = x Wᵀ + b over the last axis of x, as torch.nn.Linear. */
 import { ConfigError, ShapeError, fmtShape } from "../errors.js";
-import { linearBackward, linearForward } from "../kernels/ts/linear.js";
+import type { Device } from "../kernels/contract/device.js";
 import { uniform } from "../rng.js";
-import { DType, Tensor, allocate, sameShape } from "../tensor.js";
+import { DType, Tensor } from "../tensor.js";
 import { Module, Parameter, makeParameter, requireCache } from "./module.js";
 import { checkDType, checkDTypeOf, checkGradShape, checkPositiveInt } from "./validate.js";
 
@@ -53,8 +53,14 @@ export class Linear extends Module {
     return this.bias ? { weight: this.weight, bias: this.bias } : { weight: this.weight };
   }
 
+  /** Runs on every device (the device's ops compute it). */
+  protected override deviceProblem(_device: Device): string | null {
+    return null;
+  }
+
   forward(x: Tensor): Tensor {
     const ctx = "Linear.forward";
+    this.checkDevice(x, "x", "forward");
     checkDTypeOf(x, this.dtype, ctx);
     if (x.rank < 1) throw new ShapeError("x", "rank ≥ 1", `rank 0`, ctx);
     if (x.shape[x.rank - 1] !== this.inFeatures) {
@@ -62,20 +68,20 @@ export class Linear extends Module {
     }
     const rows = x.size / this.inFeatures;
     const yShape = [...x.shape.slice(0, -1), this.outFeatures];
-    const y = allocate(this.dtype, rows * this.outFeatures);
-    linearForward(y, x.data, this.weight.value.data, this.bias ? this.bias.value.data : null, rows, this.inFeatures, this.outFeatures);
+    const y = this.device.zeros(yShape, this.dtype);
+    this.device.ops.linear({ y, x, weight: this.weight.value, bias: this.bias?.value ?? null, rows, inF: this.inFeatures, outF: this.outFeatures });
     this.cache = { x, rows, yShape };
-    return new Tensor(y, yShape);
+    return y;
   }
 
   /** Returns dx; accumulates (+=) into weight.grad and bias.grad. */
   backward(dy: Tensor): Tensor {
     const c = requireCache(this.cache, "Linear");
+    this.checkDevice(dy, "dy", "backward");
     checkGradShape(dy, c.yShape, this.dtype, "Linear.backward");
-    const dx = allocate(this.dtype, c.x.size);
-    linearBackward(dx, this.weight.grad.data, this.bias ? this.bias.grad.data : null, dy.data, c.x.data,
-      this.weight.value.data, c.rows, this.inFeatures, this.outFeatures, true);
-    return new Tensor(dx, c.x.shape);
+    const dx = this.device.zeros(c.x.shape, this.dtype);
+    this.gradients(dx, dy, c);
+    return dx;
   }
 
   /**
@@ -84,8 +90,15 @@ export class Linear extends Module {
    */
   backwardParams(dy: Tensor): void {
     const c = requireCache(this.cache, "Linear");
+    this.checkDevice(dy, "dy", "backwardParams");
     checkGradShape(dy, c.yShape, this.dtype, "Linear.backwardParams");
-    linearBackward(null, this.weight.grad.data, this.bias ? this.bias.grad.data : null, dy.data, c.x.data,
-      this.weight.value.data, c.rows, this.inFeatures, this.outFeatures, true);
+    this.gradients(null, dy, c);
+  }
+
+  private gradients(dx: Tensor | null, dy: Tensor, c: { x: Tensor; rows: number }): void {
+    this.device.ops.linearBackward({
+      dx, dweight: this.weight.grad, dbias: this.bias?.grad ?? null, dy, x: c.x, weight: this.weight.value, rows: c.rows,
+      inF: this.inFeatures, outF: this.outFeatures,
+    });
   }
 }

@@ -1,10 +1,40 @@
 /**
  * Optimisers over a list of Parameters (value and grad tensors), with PyTorch's update rules.
- * State buffers have the parameter's dtype (as PyTorch keeps them) and are allocated once.
+ * State buffers have the parameter's dtype (as PyTorch keeps them) and live on the parameter's device;
+ * each step runs there (the device's kernels: src/kernels/contract/ops.ts), so a model moved to a
+ * GPU trains without a read-back. They are made on the first step (a model may move after the
+ * optimiser is built) and again if a parameter moves.
  */
-import { ConfigError } from "../errors.js";
+import { ConfigError, DeviceError } from "../errors.js";
+import type { Device } from "../kernels/contract/device.js";
+import { deviceOf } from "../kernels/cpu.js";
 import type { Parameter } from "./module.js";
-import { FloatArray, allocate } from "../tensor.js";
+import type { Tensor } from "../tensor.js";
+
+/**
+ * One state tensor per parameter, made (zero) on the parameter's device at its first step. A
+ * parameter that has moved to another device since is a DeviceError: build the optimiser after
+ * moving the model, as in PyTorch.
+ */
+class StateOf {
+  private readonly state = new Map<Parameter, { device: Device; t: Tensor }>();
+  constructor(private readonly ctx: string) {}
+  get(p: Parameter, device: Device): Tensor {
+    const s = this.state.get(p);
+    if (s) {
+      if (s.device !== device) throw new DeviceError("params", `parameters on ${s.device.label}, where this optimiser's state is`, `a parameter moved to ${device.label} (build the optimiser after moving the model)`, `${this.ctx}.step`);
+      return s.t;
+    }
+    const t = device.zeros(p.value.shape, p.value.dtype);
+    this.state.set(p, { device, t });
+    return t;
+  }
+}
+
+/** Sets every parameter's grad to 0 on its device. */
+function zeroGrads(params: readonly Parameter[], ctx: string): void {
+  for (const p of params) deviceOf(p.grad, ctx).fill(p.grad, 0);
+}
 
 function checkNumber(v: unknown, name: string, ok: (x: number) => boolean, want: string, ctx: string): number {
   if (typeof v !== "number" || !Number.isFinite(v) || !ok(v)) throw new ConfigError(name, want, String(v), ctx);
@@ -39,7 +69,7 @@ export class SGD {
   readonly weightDecay: number;
   readonly dampening: number;
   readonly nesterov: boolean;
-  private readonly buffers: FloatArray[];
+  private readonly buffers = new StateOf("SGD");
   private started = false;
 
   constructor(params: Parameter[], options: SGDOptions) {
@@ -53,64 +83,25 @@ export class SGD {
     if (this.nesterov && (this.momentum <= 0 || this.dampening !== 0)) {
       throw new ConfigError("nesterov", "momentum > 0 and dampening 0 (as PyTorch)", `momentum ${this.momentum}, dampening ${this.dampening}`, ctx);
     }
-    this.buffers = this.momentum > 0 ? this.params.map((p) => allocate(p.value.dtype, p.value.size)) : [];
+
   }
 
   /** Sets every parameter's grad to 0. */
   zeroGrad(): void {
-    for (const p of this.params) p.grad.data.fill(0);
+    zeroGrads(this.params, "SGD.zeroGrad");
   }
 
+  /** One update of every parameter, on its device. */
   step(): void {
-    const { lr, momentum: mu, weightDecay: wd, dampening, nesterov } = this;
+    const { lr, momentum, weightDecay, nesterov } = this;
     const first = !this.started;
     this.started = true;
-    for (let q = 0; q < this.params.length; q++) {
-      const p = this.params[q]!.value.data, g = this.params[q]!.grad.data;
-      if (mu === 0) sgdKernel(p, g, lr, wd);
-      else if (nesterov) sgdNesterovKernel(p, g, this.buffers[q]!, lr, mu, wd, first);
-      else if (first) sgdMomentumFirstKernel(p, g, this.buffers[q]!, lr, wd);
-      else sgdMomentumKernel(p, g, this.buffers[q]!, lr, mu, 1 - dampening, wd);
+    const keep = 1 - this.dampening;
+    for (const p of this.params) {
+      const device = deviceOf(p.value, "SGD.step");
+      const buffer = momentum > 0 ? this.buffers.get(p, device) : null;
+      device.ops.sgdStep({ param: p.value, grad: p.grad, buffer, lr, momentum, keep, weightDecay, nesterov, first });
     }
-  }
-}
-
-/** p ← p − lr·(g + wd·p) */
-export function sgdKernel(p: FloatArray, g: Readonly<FloatArray>, lr: number, wd: number): void {
-  for (let i = 0; i < p.length; i++) {
-    const pi = p[i]!;
-    p[i] = pi - lr * (g[i]! + wd * pi);
-  }
-}
-
-/** First momentum step: b = g + wd·p;  p ← p − lr·b */
-export function sgdMomentumFirstKernel(p: FloatArray, g: Readonly<FloatArray>, b: FloatArray, lr: number, wd: number): void {
-  for (let i = 0; i < p.length; i++) {
-    const pi = p[i]!;
-    const bi = g[i]! + wd * pi;
-    b[i] = bi;
-    p[i] = pi - lr * bi;
-  }
-}
-
-/** b = μ·b + keep·(g + wd·p);  p ← p − lr·b   (keep = 1 − dampening) */
-export function sgdMomentumKernel(p: FloatArray, g: Readonly<FloatArray>, b: FloatArray, lr: number, mu: number, keep: number, wd: number): void {
-  for (let i = 0; i < p.length; i++) {
-    const pi = p[i]!;
-    const bi = mu * b[i]! + keep * (g[i]! + wd * pi);
-    b[i] = bi;
-    p[i] = pi - lr * bi;
-  }
-}
-
-/** Nesterov: d = g' + μ·b with g' = g + wd·p and b updated as above (dampening 0). */
-export function sgdNesterovKernel(p: FloatArray, g: Readonly<FloatArray>, b: FloatArray, lr: number, mu: number, wd: number, first: boolean): void {
-  for (let i = 0; i < p.length; i++) {
-    const pi = p[i]!;
-    const gi = g[i]! + wd * pi;
-    const bi = first ? gi : mu * b[i]! + gi;
-    b[i] = bi;
-    p[i] = pi - lr * (gi + mu * bi);
   }
 }
 
@@ -136,8 +127,8 @@ export class Adam {
   readonly beta2: number;
   readonly eps: number;
   readonly weightDecay: number;
-  private readonly m: FloatArray[];
-  private readonly v: FloatArray[];
+  private readonly m = new StateOf("Adam");
+  private readonly v = new StateOf("Adam");
   private t = 0;
 
   constructor(params: Parameter[], options: AdamOptions = {}) {
@@ -149,29 +140,21 @@ export class Adam {
     this.beta2 = checkNumber(b2, "betas[1]", (x) => x >= 0 && x < 1, "a number in [0, 1)", ctx);
     this.eps = checkNumber(options.eps ?? 1e-8, "eps", (x) => x >= 0, "a number ≥ 0", ctx);
     this.weightDecay = checkNumber(options.weightDecay ?? 0, "weightDecay", (x) => x >= 0, "a number ≥ 0", ctx);
-    this.m = this.params.map((p) => allocate(p.value.dtype, p.value.size));
-    this.v = this.params.map((p) => allocate(p.value.dtype, p.value.size));
   }
 
   zeroGrad(): void {
-    for (const p of this.params) p.grad.data.fill(0);
+    zeroGrads(this.params, "Adam.zeroGrad");
   }
 
+  /** One update of every parameter, on its device. */
   step(): void {
     this.t++;
-    const { lr, beta1, beta2, eps, weightDecay: wd } = this;
-    const stepSize = lr / (1 - beta1 ** this.t);
-    const sqrtBc2 = Math.sqrt(1 - beta2 ** this.t);
-    for (let q = 0; q < this.params.length; q++) {
-      const p = this.params[q]!.value.data, g = this.params[q]!.grad.data, m = this.m[q]!, v = this.v[q]!;
-      for (let i = 0; i < p.length; i++) {
-        const gi = g[i]! + wd * p[i]!;
-        const mi = beta1 * m[i]! + (1 - beta1) * gi;
-        const vi = beta2 * v[i]! + (1 - beta2) * gi * gi;
-        m[i] = mi;
-        v[i] = vi;
-        p[i] = p[i]! - (stepSize * m[i]!) / (Math.sqrt(v[i]!) / sqrtBc2 + eps);
-      }
+    const { lr, beta1, beta2, eps, weightDecay } = this;
+    const c1 = 1 - beta1 ** this.t, c2 = 1 - beta2 ** this.t;
+    for (const p of this.params) {
+      const device = deviceOf(p.value, "Adam.step");
+      const m = this.m.get(p, device), v = this.v.get(p, device);
+      device.ops.adamStep({ param: p.value, grad: p.grad, m, v, lr, beta1, beta2, eps, weightDecay, c1, c2 });
     }
   }
 }

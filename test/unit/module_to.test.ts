@@ -14,6 +14,7 @@ const stub: Device = {
   label: "stub-gpu",
   dtypes: ["float32"],
   kernels: cpu.kernels,
+  ops: cpu.ops,
   holds: () => false,
   zeros: () => assert.fail("zeros called"),
   upload: () => assert.fail("upload called"),

@@ -12,6 +12,7 @@
  */
 import type { DType, Tensor } from "../../tensor.js";
 import type { NormKernels } from "./kernels.js";
+import type { OpKernels } from "./ops.js";
 
 /**
  * A device whose tensors are of type T (host `Tensor`s for cpu, `GpuTensor`s for WebGPU). A layer
@@ -26,6 +27,8 @@ export interface Device<T extends Tensor = Tensor> {
   readonly dtypes: readonly DType[];
   /** The normalisation kernels of its tensors. */
   readonly kernels: NormKernels<T>;
+  /** The training stack's kernels of its tensors (Linear, Conv2d, ReLU, pooling, loss, optimisers). */
+  readonly ops: OpKernels<T>;
   /** Whether `t` lives on this device. */
   holds(t: Tensor): boolean;
   /** A zero-filled tensor on this device; a DeviceError for a dtype it does not store. */

@@ -8,44 +8,13 @@
  * For one image the im2col matrix `col` is [K, P] with K = C·kh·kw (one receptive field per column)
  * and P = Ho·Wo (one column per output position); the convolution is then y = W·col with W [O, K].
  */
-import { ShapeError, fmtShape } from "../../errors.js";
+import type { Conv2dGeometry } from "../contract/ops.js";
 import type { FloatArray } from "../../tensor.js";
 import { gemm, rowMajor, transposed } from "./gemm.js";
 import { wasmGemmFor } from "../wasm/gemm.js";
 
-export interface Conv2dGeometry {
-  readonly N: number; readonly C: number; readonly H: number; readonly W: number;
-  readonly O: number;
-  readonly kh: number; readonly kw: number;
-  readonly sh: number; readonly sw: number;
-  readonly ph: number; readonly pw: number;
-  readonly Ho: number; readonly Wo: number;
-  /** C·kh·kw: rows of the im2col matrix. */
-  readonly K: number;
-  /** Ho·Wo: columns of the im2col matrix. */
-  readonly P: number;
-}
-
-/**
- * The geometry of a convolution of an input [N, C, H, W] with O filters of size kh×kw:
- * Ho = ⌊(H + 2·ph − kh) / sh⌋ + 1, Wo likewise. Throws a ShapeError (param "x") when the padded
- * input is smaller than the kernel.
- */
-export function conv2dGeometry(
-  input: readonly number[], outChannels: number,
-  kernel: readonly [number, number], stride: readonly [number, number], padding: readonly [number, number],
-): Conv2dGeometry {
-  const [N, C, H, W] = input as [number, number, number, number];
-  const [kh, kw] = kernel;
-  const [sh, sw] = stride;
-  const [ph, pw] = padding;
-  if (H + 2 * ph < kh || W + 2 * pw < kw) {
-    throw new ShapeError("x", `a padded input of at least ${kh}x${kw}`, `shape ${fmtShape(input)} with padding [${ph}, ${pw}]`, "conv2d");
-  }
-  const Ho = Math.floor((H + 2 * ph - kh) / sh) + 1;
-  const Wo = Math.floor((W + 2 * pw - kw) / sw) + 1;
-  return { N, C, H, W, O: outChannels, kh, kw, sh, sw, ph, pw, Ho, Wo, K: C * kh * kw, P: Ho * Wo };
-}
+export type { Conv2dGeometry } from "../contract/ops.js";
+export { conv2dGeometry } from "../contract/ops.js";
 
 /**
  * Length of the Float64Array scratch that conv2dForward / conv2dBackward need: col [K,P], a float64

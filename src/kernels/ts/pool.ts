@@ -5,18 +5,9 @@
  */
 import type { FloatArray } from "../../tensor.js";
 
-export interface Pool2dGeometry {
-  /** Planes: N·C. */
-  readonly planes: number;
-  readonly H: number; readonly W: number;
-  readonly kh: number; readonly kw: number;
-  readonly sh: number; readonly sw: number;
-  readonly Ho: number; readonly Wo: number;
-}
-
-export function pool2dGeometry(planes: number, H: number, W: number, kh: number, kw: number, sh: number, sw: number): Pool2dGeometry {
-  return { planes, H, W, kh, kw, sh, sw, Ho: Math.floor((H - kh) / sh) + 1, Wo: Math.floor((W - kw) / sw) + 1 };
-}
+import type { Pool2dGeometry } from "../contract/ops.js";
+export type { Pool2dGeometry } from "../contract/ops.js";
+export { pool2dGeometry } from "../contract/ops.js";
 
 /**
  * y[q, oh, ow] = max over the window of x[q, oh·sh + i, ow·sw + j]; argmax holds the flat input

@@ -15,6 +15,7 @@
  * (what the reduction in wgsl.ts relies on); only then do kernels use subgroupAdd. Otherwise they
  * use the shared-memory tree.
  */
+import type { Device } from "../contract/device.js";
 import { WebGpuError } from "./errors.js";
 import type { StorageBinding, UniformBlock, UniformFields, UniformValues, ReduceMode } from "./wgsl.js";
 import { WORKGROUP_SIZE, dispatchSize } from "./wgsl.js";
@@ -65,6 +66,8 @@ export class GpuContext {
   private pending: Promise<GPUError | null>[] = [];
   private readonly pipelines = new Map<string, { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout }>();
   private readonly uniformCache = new Map<string, GPUBuffer>();
+  /** The normkit device of this context's tensors (the first WebGpuDevice made on it), or null. */
+  home: Device | null = null;
   /** Dispatches submitted so far (tests check which path ran). */
   dispatches = 0;
   /** Names of the kernels run so far, most recent last (bounded). */

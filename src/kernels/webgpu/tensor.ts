@@ -7,6 +7,7 @@
  */
 import { ShapeError, fmtShape } from "../../errors.js";
 import { DEVICE_STORAGE, Tensor, sizeOf } from "../../tensor.js";
+import type { Device } from "../contract/device.js";
 import type { GpuContext } from "./device.js";
 import { WebGpuError } from "./errors.js";
 
@@ -27,6 +28,9 @@ export class GpuTensor extends Tensor {
 
   override get device(): string {
     return "webgpu";
+  }
+  override get home(): Device | null {
+    return this.ctx.home;
   }
   get isDestroyed(): boolean {
     return this.destroyed;

@@ -14,17 +14,22 @@ import type { Device } from "../contract/device.js";
 import { GpuContext, RequestOptions, requestGpuContext } from "./device.js";
 import type { EngineOptions } from "./engine.js";
 import { WebGpuKernelSet } from "./kernel_set.js";
+import { WebGpuOps } from "./ops_set.js";
 import { GpuTensor, downloadTensor, uploadTensor, writeTensor } from "./tensor.js";
 
 export class WebGpuDevice implements Device<GpuTensor> {
   readonly type = "webgpu" as const;
   readonly dtypes: readonly DType[] = Object.freeze(["float32"] as DType[]);
   readonly kernels: WebGpuKernelSet;
+  readonly ops: WebGpuOps;
   readonly label: string;
 
   /** A device over a context; `engine` tunes the kernels (tests force their paths with it). */
   constructor(readonly ctx: GpuContext, engine: EngineOptions = {}) {
     this.kernels = new WebGpuKernelSet(ctx, engine);
+    this.ops = new WebGpuOps(ctx);
+    // the context's tensors answer `home` with the first device made on it (optimisers step there)
+    ctx.home ??= this;
     const info = (ctx.device as GPUDevice & { adapterInfo?: GPUAdapterInfo }).adapterInfo;
     const name = info ? [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(" ") : "";
     this.label = name ? `webgpu (${name})` : "webgpu";

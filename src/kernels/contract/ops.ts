@@ -1,0 +1,122 @@
+/**
+ * The kernel contract of the training stack: what Linear, Conv2d, ReLU, the pooling layers, the
+ * cross-entropy loss and the optimisers compute, on tensors of type T (host `Tensor`s, or
+ * `GpuTensor`s). Written once, beside the normalisation contract (./kernels.ts), with the same
+ * rules: one options object per operation, outputs written in place, parameter gradients
+ * ACCUMULATED (+=), `dx` overwritten; the WebGPU set enqueues and reads nothing back.
+ */
+import { ShapeError, fmtShape } from "../../errors.js";
+import type { Tensor } from "../../tensor.js";
+
+/** The geometry of a convolution of an input [N, C, H, W] with O filters of kh×kw (stride, zero padding). */
+export interface Conv2dGeometry {
+  readonly N: number; readonly C: number; readonly H: number; readonly W: number;
+  readonly O: number;
+  readonly kh: number; readonly kw: number;
+  readonly sh: number; readonly sw: number;
+  readonly ph: number; readonly pw: number;
+  readonly Ho: number; readonly Wo: number;
+  /** C·kh·kw: rows of the im2col matrix. */
+  readonly K: number;
+  /** Ho·Wo: columns of the im2col matrix. */
+  readonly P: number;
+}
+
+/**
+ * Ho = ⌊(H + 2·ph − kh) / sh⌋ + 1, Wo likewise. Throws a ShapeError (param "x") when the padded
+ * input is smaller than the kernel.
+ */
+export function conv2dGeometry(
+  input: readonly number[], outChannels: number,
+  kernel: readonly [number, number], stride: readonly [number, number], padding: readonly [number, number],
+): Conv2dGeometry {
+  const [N, C, H, W] = input as [number, number, number, number];
+  const [kh, kw] = kernel;
+  const [sh, sw] = stride;
+  const [ph, pw] = padding;
+  if (H + 2 * ph < kh || W + 2 * pw < kw) {
+    throw new ShapeError("x", `a padded input of at least ${kh}x${kw}`, `shape ${fmtShape(input)} with padding [${ph}, ${pw}]`, "conv2d");
+  }
+  const Ho = Math.floor((H + 2 * ph - kh) / sh) + 1;
+  const Wo = Math.floor((W + 2 * pw - kw) / sw) + 1;
+  return { N, C, H, W, O: outChannels, kh, kw, sh, sw, ph, pw, Ho, Wo, K: C * kh * kw, P: Ho * Wo };
+}
+
+/** 2-D pooling over planes (N·C of them), windows kh×kw, stride sh×sw, no padding (ceil_mode false). */
+export interface Pool2dGeometry {
+  /** Planes: N·C. */
+  readonly planes: number;
+  readonly H: number; readonly W: number;
+  readonly kh: number; readonly kw: number;
+  readonly sh: number; readonly sw: number;
+  readonly Ho: number; readonly Wo: number;
+}
+
+export function pool2dGeometry(planes: number, H: number, W: number, kh: number, kw: number, sh: number, sw: number): Pool2dGeometry {
+  return { planes, H, W, kh, kw, sh, sw, Ho: Math.floor((H - kh) / sh) + 1, Wo: Math.floor((W - kw) / sw) + 1 };
+}
+
+/** Temporary storage of one caller (a layer), grown on demand; opaque. */
+export interface Workspace {
+  readonly kind: "workspace";
+  destroy(): void;
+}
+
+/** Where max pooling keeps each output's argmax (flat input index); opaque, from createIndices. */
+export interface Indices {
+  readonly count: number;
+  destroy(): void;
+}
+
+export interface OpKernels<T extends Tensor = Tensor> {
+  createWorkspace(): Workspace;
+  createIndices(count: number): Indices;
+
+  /** y[r, o] = b[o] + Σ_k x[r, k]·W[o, k] over `rows` rows (x: [rows, inF], W: [outF, inF]). */
+  linear(o: { readonly y: T; readonly x: T; readonly weight: T; readonly bias: T | null; readonly rows: number; readonly inF: number; readonly outF: number }): void;
+  /** dx = dy·W (overwritten; null to skip); dW += dyᵀ·x; db += Σ_r dy. */
+  linearBackward(o: {
+    readonly dx: T | null; readonly dweight: T; readonly dbias: T | null; readonly dy: T; readonly x: T; readonly weight: T;
+    readonly rows: number; readonly inF: number; readonly outF: number;
+  }): void;
+
+  /** y[n,o,oh,ow] = b[o] + Σ_{c,i,j} W[o,c,i,j]·x[n, c, oh·sh − ph + i, ow·sw − pw + j]. */
+  conv2d(o: { readonly y: T; readonly x: T; readonly weight: T; readonly bias: T | null; readonly geometry: Conv2dGeometry; readonly workspace: Workspace }): void;
+  /** dx (overwritten; null to skip), dW += Σ dy·x-patches, db += Σ dy. */
+  conv2dBackward(o: {
+    readonly dx: T | null; readonly dweight: T; readonly dbias: T | null; readonly dy: T; readonly x: T; readonly weight: T;
+    readonly geometry: Conv2dGeometry; readonly workspace: Workspace;
+  }): void;
+
+  /** y = max(x, 0) */
+  relu(o: { readonly y: T; readonly x: T }): void;
+  /** dx = dy where x > 0, else 0 */
+  reluBackward(o: { readonly dx: T; readonly dy: T; readonly x: T }): void;
+
+  /** y = the window's max; `argmax` keeps the flat input index of its first maximum. */
+  maxPool2d(o: { readonly y: T; readonly x: T; readonly argmax: Indices; readonly geometry: Pool2dGeometry }): void;
+  /** dx[e] = Σ dy over the outputs whose argmax is e (overwritten). */
+  maxPool2dBackward(o: { readonly dx: T; readonly dy: T; readonly argmax: Indices; readonly geometry: Pool2dGeometry }): void;
+  /** y = the window's mean (a window of the whole plane: global average pooling). */
+  avgPool2d(o: { readonly y: T; readonly x: T; readonly geometry: Pool2dGeometry }): void;
+  /** dx[e] = Σ over the windows covering e of dy / (kh·kw) (overwritten). */
+  avgPool2dBackward(o: { readonly dx: T; readonly dy: T; readonly geometry: Pool2dGeometry }): void;
+
+  /**
+   * Softmax cross-entropy over logits [N, K] with integer labels (a tensor of N class indices):
+   * loss[0] = −(1/N) Σ_n log softmax(z_n)[y_n], dlogits = (softmax − onehot) / N. The labels are
+   * trusted (the loss validates them on the host before they are uploaded).
+   */
+  crossEntropy(o: { readonly logits: T; readonly labels: T; readonly dlogits: T; readonly loss: T; readonly workspace: Workspace }): void;
+
+  /** torch.optim.SGD on one parameter (see src/nn/optim.ts); `buffer` is the momentum buffer (null without momentum). */
+  sgdStep(o: {
+    readonly param: T; readonly grad: T; readonly buffer: T | null; readonly lr: number; readonly momentum: number; readonly keep: number;
+    readonly weightDecay: number; readonly nesterov: boolean; readonly first: boolean;
+  }): void;
+  /** torch.optim.Adam on one parameter; c1 = 1 − β1ᵗ, c2 = 1 − β2ᵗ. */
+  adamStep(o: {
+    readonly param: T; readonly grad: T; readonly m: T; readonly v: T; readonly lr: number; readonly beta1: number; readonly beta2: number;
+    readonly eps: number; readonly weightDecay: number; readonly c1: number; readonly c2: number;
+  }): void;
+}

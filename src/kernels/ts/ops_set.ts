@@ -1,0 +1,81 @@
+/**
+ * The host implementation of the training stack's contract (../contract/ops.ts): the TypeScript
+ * kernels of this folder, whose matrix products run on the WebAssembly SIMD GEMM where it takes them
+ * (../wasm/gemm.ts) — the same calls the layers made before the contract, so nothing changes in speed.
+ */
+import type { FloatArray, Tensor } from "../../tensor.js";
+import type { Indices, OpKernels, Workspace } from "../contract/ops.js";
+import { conv2dBackward, conv2dForward, conv2dScratchSize } from "./conv2d.js";
+import { linearBackward, linearForward } from "./linear.js";
+import { sgdKernel, sgdMomentumFirstKernel, sgdMomentumKernel, sgdNesterovKernel, adamKernel } from "./optim.js";
+import { avgPool2dBackward, avgPool2dForward, maxPool2dBackward, maxPool2dForward, maxPool2x2Forward } from "./pool.js";
+import { reluBackward, reluForward } from "./relu.js";
+import { softmaxCrossEntropyKernel } from "./loss.js";
+
+class HostWorkspace implements Workspace {
+  readonly kind = "workspace" as const;
+  private f64 = new Float64Array(0);
+  /** A float64 scratch of at least n values (contents unspecified). */
+  get(n: number): Float64Array {
+    if (this.f64.length < n) this.f64 = new Float64Array(n);
+    return this.f64;
+  }
+  destroy(): void {
+    this.f64 = new Float64Array(0);
+  }
+}
+
+class HostIndices implements Indices {
+  readonly data: Int32Array;
+  constructor(readonly count: number) {
+    this.data = new Int32Array(count);
+  }
+  destroy(): void {}
+}
+
+const dataOf = (t: Tensor | null): FloatArray | null => (t === null ? null : t.data);
+
+export const hostOps: OpKernels<Tensor> = {
+  createWorkspace: () => new HostWorkspace(),
+  createIndices: (count) => new HostIndices(count),
+
+  linear: (o) => void linearForward(o.y.data, o.x.data, o.weight.data, dataOf(o.bias), o.rows, o.inF, o.outF),
+  linearBackward(o) {
+    // dx is written, not accumulated: the kernel's `accumulate` applies to every output, so dx starts at 0
+    o.dx?.data.fill(0);
+    linearBackward(dataOf(o.dx), o.dweight.data, dataOf(o.dbias), o.dy.data, o.x.data, o.weight.data, o.rows, o.inF, o.outF, true);
+  },
+
+  conv2d: (o) => void conv2dForward(o.y.data, o.x.data, o.weight.data, dataOf(o.bias), o.geometry, (o.workspace as HostWorkspace).get(conv2dScratchSize(o.geometry))),
+  conv2dBackward(o) {
+    o.dx?.data.fill(0);
+    conv2dBackward(dataOf(o.dx), o.dweight.data, dataOf(o.dbias), o.dy.data, o.x.data, o.weight.data, o.geometry,
+      (o.workspace as HostWorkspace).get(conv2dScratchSize(o.geometry)), true);
+  },
+
+  relu: (o) => void reluForward(o.y.data, o.x.data),
+  reluBackward: (o) => void reluBackward(o.dx.data, o.dy.data, o.x.data),
+
+  maxPool2d(o) {
+    const g = o.geometry;
+    const fast = g.kh === 2 && g.kw === 2 && g.sh === 2 && g.sw === 2;
+    (fast ? maxPool2x2Forward : maxPool2dForward)(o.y.data, (o.argmax as HostIndices).data, o.x.data, g);
+  },
+  maxPool2dBackward: (o) => void maxPool2dBackward(o.dx.data, o.dy.data, (o.argmax as HostIndices).data, o.dy.size),
+  avgPool2d: (o) => void avgPool2dForward(o.y.data, o.x.data, o.geometry),
+  avgPool2dBackward: (o) => void avgPool2dBackward(o.dx.data, o.dy.data, o.geometry),
+
+  crossEntropy(o) {
+    const [N, K] = o.logits.shape as [number, number];
+    o.loss.data[0] = softmaxCrossEntropyKernel(o.dlogits.data, o.logits.data, o.labels.data, N, K);
+  },
+
+  sgdStep(o) {
+    const p = o.param.data, g = o.grad.data, wd = o.weightDecay;
+    if (o.buffer === null) sgdKernel(p, g, o.lr, wd);
+    else if (o.nesterov) sgdNesterovKernel(p, g, o.buffer.data, o.lr, o.momentum, wd, o.first);
+    else if (o.first) sgdMomentumFirstKernel(p, g, o.buffer.data, o.lr, wd);
+    else sgdMomentumKernel(p, g, o.buffer.data, o.lr, o.momentum, o.keep, wd);
+  },
+  adamStep: (o) => void adamKernel(o.param.data, o.grad.data, o.m.data, o.v.data, o.lr, o.beta1, o.beta2, o.eps, o.weightDecay, o.c1, o.c2),
+};

@@ -1,0 +1,64 @@
+/**
+ * The optimisers' update kernels on host arrays (torch.optim's rules; src/nn/optim.ts has the
+ * optimisers). Pure functions: parameters and state are updated in place.
+ */
+import type { FloatArray } from "../../tensor.js";
+
+/** p ← p − lr·(g + wd·p) */
+export function sgdKernel(p: FloatArray, g: Readonly<FloatArray>, lr: number, wd: number): void {
+  for (let i = 0; i < p.length; i++) {
+    const pi = p[i]!;
+    p[i] = pi - lr * (g[i]! + wd * pi);
+  }
+}
+
+/** First momentum step: b = g + wd·p;  p ← p − lr·b */
+export function sgdMomentumFirstKernel(p: FloatArray, g: Readonly<FloatArray>, b: FloatArray, lr: number, wd: number): void {
+  for (let i = 0; i < p.length; i++) {
+    const pi = p[i]!;
+    const bi = g[i]! + wd * pi;
+    b[i] = bi;
+    p[i] = pi - lr * bi;
+  }
+}
+
+/** b = μ·b + keep·(g + wd·p);  p ← p − lr·b   (keep = 1 − dampening) */
+export function sgdMomentumKernel(p: FloatArray, g: Readonly<FloatArray>, b: FloatArray, lr: number, mu: number, keep: number, wd: number): void {
+  for (let i = 0; i < p.length; i++) {
+    const pi = p[i]!;
+    const bi = mu * b[i]! + keep * (g[i]! + wd * pi);
+    b[i] = bi;
+    p[i] = pi - lr * bi;
+  }
+}
+
+/** Nesterov: d = g' + μ·b with g' = g + wd·p and b updated as above (dampening 0). */
+export function sgdNesterovKernel(p: FloatArray, g: Readonly<FloatArray>, b: FloatArray, lr: number, mu: number, wd: number, first: boolean): void {
+  for (let i = 0; i < p.length; i++) {
+    const pi = p[i]!;
+    const gi = g[i]! + wd * pi;
+    const bi = first ? gi : mu * b[i]! + gi;
+    b[i] = bi;
+    p[i] = pi - lr * (gi + mu * bi);
+  }
+}
+
+/**
+ * Adam: g' = g + wd·p;  m = β1·m + (1−β1)·g';  v = β2·v + (1−β2)·g'²;
+ * p ← p − (lr / c1) · m / (√v / √c2 + eps), with c1 = 1 − β1ᵗ, c2 = 1 − β2ᵗ.
+ */
+export function adamKernel(
+  p: FloatArray, g: Readonly<FloatArray>, m: FloatArray, v: FloatArray, lr: number, beta1: number, beta2: number, eps: number, wd: number,
+  c1: number, c2: number,
+): void {
+  const stepSize = lr / c1;
+  const sqrtBc2 = Math.sqrt(c2);
+  for (let i = 0; i < p.length; i++) {
+    const gi = g[i]! + wd * p[i]!;
+    const mi = beta1 * m[i]! + (1 - beta1) * gi;
+    const vi = beta2 * v[i]! + (1 - beta2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = p[i]! - (stepSize * m[i]!) / (Math.sqrt(v[i]!) / sqrtBc2 + eps);
+  }
+}
