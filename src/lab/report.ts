@@ -51,6 +51,12 @@ export interface LabResults {
   [key: string]: unknown;
 }
 
+/** Where the runs trained, in words: the config's device (a GPU adapter's label) or the CPU. */
+function deviceOfResults(results: LabResults): string {
+  const d = (results.config as { device?: unknown } | undefined)?.device;
+  return typeof d === "string" && d !== "cpu" ? `the GPU (${d}, through WebGPU)` : "the CPU";
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Presentation constants.
 
@@ -851,7 +857,7 @@ export function renderReportBody(results: LabResults): string {
   let body = `<h1>normkit lab — normalization across batch sizes</h1>`;
   body += `<p class="subtitle">${runs.length} training run${runs.length === 1 ? "" : "s"} · architectures ${esc(archs.join(", ") || "none")} · methods ${esc(
     allMethods.join(", ") || "none",
-  )} · seed${seeds.length === 1 ? "" : "s"} ${esc(seeds.join(", "))}. Real MNIST digits, trained and evaluated by normkit on the CPU.</p>`;
+  )} · seed${seeds.length === 1 ? "" : "s"} ${esc(seeds.join(", "))}. Real MNIST digits, trained and evaluated by normkit on ${esc(deviceOfResults(results))}.</p>`;
 
   if (runs.length === 0) {
     body += `<p class="callout warn">results.json holds no runs: nothing to chart.</p>`;

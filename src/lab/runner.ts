@@ -7,6 +7,8 @@
 import { Worker } from "node:worker_threads";
 import type { Dataset } from "./data.js";
 import { type RunResult, type RunSpec, trainRun } from "./train.js";
+import type { Device } from "../kernels/contract/device.js";
+import { cpu } from "../kernels/cpu.js";
 
 export type RunnerEvent =
   | { type: "start"; index: number; spec: RunSpec }
@@ -27,15 +29,16 @@ export type WorkerRequest = { type: "run"; index: number; spec: RunSpec };
  * which to start them (longest first balances the threads); by default the list order.
  */
 export async function runAll(
-  specs: RunSpec[], data: Dataset, threads: number, onEvent: (e: RunnerEvent) => void, order?: number[],
+  specs: RunSpec[], data: Dataset, threads: number, onEvent: (e: RunnerEvent) => void, order?: number[], device: Device = cpu,
 ): Promise<RunResult[]> {
   const queue = order ? [...order] : specs.map((_, i) => i);
   const results: (RunResult | undefined)[] = new Array(specs.length);
   const nWorkers = Math.min(threads, specs.length);
-  if (nWorkers <= 1) {
+  // a GPU device lives in this thread: its runs go one after the other here
+  if (nWorkers <= 1 || device !== cpu) {
     for (const i of queue) {
       onEvent({ type: "start", index: i, spec: specs[i]! });
-      const r = trainRun(specs[i]!, data, (d, t) => onEvent({ type: "progress", index: i, samplesDone: d, samplesTotal: t }));
+      const r = await trainRun(specs[i]!, data, (d, t) => onEvent({ type: "progress", index: i, samplesDone: d, samplesTotal: t }), device);
       results[i] = r;
       onEvent({ type: "done", index: i, result: r });
     }

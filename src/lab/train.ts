@@ -8,7 +8,9 @@
  * shuffles from mulberry32(seed + 0x9e3779b9) — a Fisher–Yates shuffle of 0..n−1 per epoch.
  */
 import { Tensor, allocate } from "../tensor.js";
-import { softmaxCrossEntropy } from "../nn/loss.js";
+import type { Device } from "../kernels/contract/device.js";
+import { cpu } from "../kernels/cpu.js";
+import { crossEntropyLoss, softmaxCrossEntropy } from "../nn/loss.js";
 import { SGD } from "../nn/optim.js";
 import { mulberry32 } from "../rng.js";
 import { type Dataset, IMAGE_SIZE, type Split } from "./data.js";
@@ -72,18 +74,26 @@ export type RunResult = {
   diverged: boolean;
   /** Switchable Norm only: the learned softmax weights of IN / LN / BN per norm layer. */
   importance?: Importance[];
+  /** The device that trained it, when not the host (e.g. "webgpu (…)"). */
+  device?: string;
 };
 
 export type ProgressFn = (samplesDone: number, samplesTotal: number) => void;
 
-/** Trains one model from scratch and evaluates it. */
-export function trainRun(spec: RunSpec, data: Dataset, onProgress?: ProgressFn): RunResult {
+/**
+ * Trains one model from scratch and evaluates it, on `device` (default the host). On a GPU the
+ * model, its optimiser state and every step stay there: a batch is uploaded, the step's loss stays a
+ * tensor on the device, and the losses of a loss-curve window are read back when it closes.
+ */
+export async function trainRun(spec: RunSpec, data: Dataset, onProgress?: ProgressFn, device: Device = cpu): Promise<RunResult> {
   const t0 = performance.now();
   const { arch, method, batchSize: bs, seed, epochs } = spec;
   const n = Math.min(spec.trainLimit ?? data.train.count, data.train.count);
   const every = spec.curveEvery ?? DEFAULT_CURVE_EVERY;
   const model = buildModel(arch, method, seed);
   const net = model.net;
+  if (device !== cpu) await net.to(device);
+  const onHost = device.type === "cpu";
   const params = net.parameters();
   const lr = learningRate(bs);
   const opt = new SGD(params, { lr, momentum: MOMENTUM, weightDecay: WEIGHT_DECAY });
@@ -95,9 +105,19 @@ export function trainRun(spec: RunSpec, data: Dataset, onProgress?: ProgressFn):
   const xb = allocate(net.dtype, bs * IMAGE_SIZE);
   const yb = new Uint8Array(bs);
   const x = new Tensor(xb, [bs, ...INPUT_SHAPE]);
-  const dlogits = Tensor.zeros([bs, 10], net.dtype);
+  const dlogits = device.zeros([bs, 10], net.dtype);
   const curve: number[] = [];
   let winSum = 0, winCount = 0, seen = 0, diverged = false;
+  /** The losses of this window's steps still on the device (GPU runs). */
+  let pending: Tensor[] = [];
+  const settle = async () => {
+    for (const t of pending) {
+      const loss = (await device.download(t)).data[0]!;
+      if (!Number.isFinite(loss)) diverged = true;
+      winSum += loss * bs;
+    }
+    pending = [];
+  };
   const progressEvery = Math.max(1, Math.floor(stepsPerEpoch / 50));
 
   net.train();
@@ -116,15 +136,19 @@ export function trainRun(spec: RunSpec, data: Dataset, onProgress?: ProgressFn):
         yb[b] = data.train.y[src]!;
       }
       opt.zeroGrad();
-      const logits = net.forward(x);
-      const { loss } = softmaxCrossEntropy(logits, yb, dlogits);
+      if (onHost) {
+        const { loss } = softmaxCrossEntropy(net.forward(x), yb, dlogits);
+        if (!Number.isFinite(loss)) diverged = true;
+        winSum += loss * bs;
+      } else {
+        pending.push(crossEntropyLoss(net.forward(device.upload(x)), yb, { dlogits }).loss);
+      }
       net.backwardParams(dlogits);
       opt.step();
-      if (!Number.isFinite(loss)) diverged = true;
-      winSum += loss * bs;
       winCount += bs;
       seen += bs;
       if (seen % every < bs || seen === total) {
+        await settle();
         curve.push(winSum / winCount);
         winSum = 0;
         winCount = 0;
@@ -133,7 +157,8 @@ export function trainRun(spec: RunSpec, data: Dataset, onProgress?: ProgressFn):
     }
   }
   const trainSeconds = (performance.now() - t0) / 1000;
-  const accuracy = evaluate(model, data.test);
+  const accuracy = await evaluate(model, data.test);
+  if (device !== cpu) await net.to(cpu); // Switchable Norm's weights are read on the host
   const result: RunResult = {
     arch, method, batch_size: bs, seed,
     test_accuracy: accuracy,
@@ -143,20 +168,23 @@ export function trainRun(spec: RunSpec, data: Dataset, onProgress?: ProgressFn):
     samples_per_s: round(total / trainSeconds, 1),
     epochs, steps: stepsPerEpoch * epochs, lr, train_samples: n, test_samples: data.test.count, diverged,
   };
+  if (device !== cpu) result.device = device.label;
   if (model.switchable.length > 0) result.importance = importanceOf(model);
   return result;
 }
 
-/** Accuracy of the model on a split, in eval mode (the model is left in eval mode). */
-export function evaluate(model: Model, split: Split): number {
+/** Accuracy of the model on a split, in eval mode, on the model's device (the model is left in eval mode). */
+export async function evaluate(model: Model, split: Split): Promise<number> {
   const net = model.net;
+  const device = net.device;
   net.eval();
   let correct = 0;
   for (let start = 0; start < split.count; start += EVAL_CHUNK) {
     const m = Math.min(EVAL_CHUNK, split.count - start);
     const x = new Tensor(allocate(net.dtype, m * IMAGE_SIZE), [m, ...INPUT_SHAPE]);
     x.data.set(split.x.subarray(start * IMAGE_SIZE, (start + m) * IMAGE_SIZE));
-    const z = net.forward(x).data;
+    const logits = device.type === "cpu" ? net.forward(x) : await device.download(net.forward(device.upload(x)));
+    const z = logits.data;
     const K = z.length / m;
     for (let i = 0; i < m; i++) {
       let best = 0;

@@ -11,11 +11,11 @@ const port = parentPort;
 if (!port) throw new Error("lab worker: must run as a worker thread");
 const data = (workerData as { data: Dataset }).data;
 
-port.on("message", (req: WorkerRequest) => {
+port.on("message", async (req: WorkerRequest) => {
   const index = req.index;
   let last = 0;
   try {
-    const result = trainRun(req.spec, data, (samplesDone, samplesTotal) => {
+    const result = await trainRun(req.spec, data, (samplesDone, samplesTotal) => {
       const now = performance.now();
       if (now - last < 100 && samplesDone < samplesTotal) return;
       last = now;

@@ -133,9 +133,9 @@ describe("models", () => {
 
 describe("training", () => {
   const data = loadMnistPackage();
-  it("is deterministic given the seed; another seed differs; Switchable Norm reports its importance", () => {
+  it("is deterministic given the seed; another seed differs; Switchable Norm reports its importance", async () => {
     const spec = { arch: "cnn" as const, method: "switchable_norm" as const, batchSize: 8, seed: 5, epochs: 1, trainLimit: 160, curveEvery: 40 };
-    const a = trainRun(spec, data), b = trainRun(spec, data), c = trainRun({ ...spec, seed: 6 }, data);
+    const a = await trainRun(spec, data), b = await trainRun(spec, data), c = await trainRun({ ...spec, seed: 6 }, data);
     assert.deepEqual(a.train_loss_curve, b.train_loss_curve);
     assert.equal(a.test_accuracy, b.test_accuracy);
     assert.notDeepEqual(a.train_loss_curve, c.train_loss_curve);
@@ -145,8 +145,8 @@ describe("training", () => {
     const imp = a.importance![0]!;
     assert.ok(Math.abs(imp.mean.in! + imp.mean.ln! + imp.mean.bn! - 1) < 1e-9);
   });
-  it("learns: the mlp with batch norm beats chance after 1,000 samples", () => {
-    const r = trainRun({ arch: "mlp", method: "batch_norm", batchSize: 16, seed: 0, epochs: 1, trainLimit: 1000 }, data);
+  it("learns: the mlp with batch norm beats chance after 1,000 samples", async () => {
+    const r = await trainRun({ arch: "mlp", method: "batch_norm", batchSize: 16, seed: 0, epochs: 1, trainLimit: 1000 }, data);
     assert.ok(r.test_accuracy > 0.6, `accuracy ${r.test_accuracy}`);
     assert.ok(r.train_loss_curve[0]! > r.train_loss_curve[r.train_loss_curve.length - 1]!);
     assert.equal(r.steps, 62); // 1000 / 16, the incomplete last batch dropped

@@ -13,7 +13,7 @@ import { Scratch } from "./engine.js";
 import type { Conv2dGeometry, Pool2dGeometry } from "../contract/ops.js";
 import {
   adamProgram, avgPoolBackwardProgram, avgPoolForwardProgram, columnSumProgram,
-  convBiasGradProgram, convForwardProgram, convInputGradProgram, convWeightGradProgram, crossEntropyRowsProgram, gemmProgram,
+  convBiasGradProgram, convForwardProgram, convInputGradProgram, convWeightGradProgram, crossEntropyRowsProgram, gemmFlatProgram, gemmProgram,
   maxPoolBackwardProgram, maxPoolForwardProgram, meanProgram, reluBackwardProgram, reluForwardProgram, sgdProgram,
 } from "./kernels/ops.js";
 
@@ -42,7 +42,12 @@ const groups = (n: number) => Math.max(1, Math.ceil(n / WG));
 
 export class WebGpuOps implements OpKernels<GpuTensor> {
   private unused: GPUBuffer | null = null;
-  constructor(readonly ctx: GpuContext) {}
+  /** Matrix products without workgroup memory (CPU Vulkan drivers: SwiftShader). */
+  readonly flat: boolean;
+  constructor(readonly ctx: GpuContext, options: { flatGemm?: boolean } = {}) {
+    const info = (ctx.device as GPUDevice & { adapterInfo?: GPUAdapterInfo }).adapterInfo;
+    this.flat = options.flatGemm ?? /swiftshader/i.test(`${info?.vendor ?? ""} ${info?.architecture ?? ""} ${info?.description ?? ""}`);
+  }
 
   private one(p: Program, values: Record<string, number>, buffers: GPUBuffer[], workgroups: number): void {
     if (workgroups === 0) return;
@@ -61,6 +66,10 @@ export class WebGpuOps implements OpKernels<GpuTensor> {
 
   /** C[M, N] = beta C + A B (+ bias) with A(m, k) = a[m sam + k sak], B(k, n) = b[k sbk + n sbn]. */
   private gemm(c: GPUBuffer, a: GPUBuffer, b: GPUBuffer, bias: GPUBuffer | null, M: number, N: number, K: number, s: [number, number, number, number], beta: number) {
+    if (this.flat) {
+      const u = { count: M * N, M, N, K, sam: s[0], sak: s[1], sbk: s[2], sbn: s[3], beta };
+      return this.ctx.prepare(gemmFlatProgram({ bias: bias !== null }) as never, u as never, [a, b, c, ...(bias ? [bias] : [])], groups(M * N));
+    }
     const tilesN = Math.ceil(N / 16);
     const u = { M, N, K, sam: s[0], sak: s[1], sbk: s[2], sbn: s[3], tilesN, beta };
     return this.ctx.prepare(gemmProgram({ bias: bias !== null }) as never, u as never, [a, b, c, ...(bias ? [bias] : [])], Math.ceil(M / 16) * tilesN);

@@ -70,6 +70,21 @@ fn main(${entryParams("shared")}) {
   });
 }
 
+/**
+ * The same product, one thread per output and no workgroup memory: for CPU Vulkan drivers
+ * (SwiftShader), where a workgroup barrier costs more than the loads it saves.
+ */
+export const GEMM_FLAT_U = uniformBlock({ count: "u32", M: "u32", N: "u32", K: "u32", sam: "u32", sak: "u32", sbk: "u32", sbn: "u32", beta: "f32" });
+export function gemmFlatProgram(o: { bias: boolean }): Program {
+  const bindings = [storage("a", "f32"), storage("b", "f32"), storage("c", "f32", "read_write"), ...(o.bias ? [storage("bias", "f32")] : [])];
+  return perElement("gemmFlat", [o.bias], GEMM_FLAT_U, bindings, `
+  let m = i / u.N;
+  let n = i % u.N;
+  var acc = ${o.bias ? "bias[n]" : "0.0"};
+  for (var k = 0u; k < u.K; k = k + 1u) { acc = acc + a[m * u.sam + k * u.sak] * b[k * u.sbk + n * u.sbn]; }
+  c[i] = select(acc, u.beta * c[i] + acc, u.beta != 0.0);`);
+}
+
 /** dst[n] += Σ_r src[r * N + n] (the bias gradient of Linear): one thread per column. */
 export const COLSUM_U = uniformBlock({ count: "u32", rows: "u32" });
 export function columnSumProgram(): Program {
