@@ -24,6 +24,9 @@ import { requestGpuContext, computeCaseWebGpu, gpuTolerance, WebGpuDevice } from
 import { CASE_RUNNERS, checkOutputs } from "/dist/src/conformance/runner.js";
 import { validateFixture as vf } from "/dist/src/conformance/fixture.js";
 import { Tensor, LayerNorm, BatchNorm, GroupNorm } from "/dist/src/index.js";
+import { buildModel } from "/dist/src/lab/models.js";
+import { crossEntropyLoss, softmaxCrossEntropy } from "/dist/src/nn/loss.js";
+import { SGD } from "/dist/src/nn/optim.js";
 const rel = (got, want) => {
   let scale = 1, worst = 0;
   for (let i = 0; i < want.size; i++) scale = Math.max(scale, Math.abs(want.data[i]));
@@ -66,12 +69,35 @@ async function run() {
     for (const [k, p] of Object.entries(cpu.namedParameters())) errs["d" + k] = rel(await dev.download(gp[k].grad), p.grad);
     out.shapes.push({ name, errs });
   }
+  // the lab's CNN with BatchNorm: 3 SGD steps on the GPU and on the CPU from the same initialisation
+  const host = buildModel("cnn", "batch_norm", 5).net, moved = buildModel("cnn", "batch_norm", 5).net;
+  await moved.to(dev);
+  const sgd = { lr: 0.05, momentum: 0.9, weightDecay: 1e-4 };
+  const optH = new SGD(host.parameters(), sgd), optG = new SGD(moved.parameters(), sgd);
+  const losses = [];
+  for (let s = 0; s < 3; s++) {
+    const x = Tensor.from(Array.from({ length: 4 * 784 }, rnd), [4, 1, 28, 28]);
+    const y = [s, s + 1, s + 2, s + 3];
+    optH.zeroGrad();
+    const h = softmaxCrossEntropy(host.forward(x), y);
+    host.backwardParams(h.dlogits);
+    optH.step();
+    optG.zeroGrad();
+    const g = crossEntropyLoss(moved.forward(dev.upload(x)), y);
+    moved.backwardParams(g.dlogits);
+    optG.step();
+    losses.push([h.loss, (await dev.download(g.loss)).data[0]]);
+  }
+  const trained = {};
+  const mp = moved.namedParameters();
+  for (const [k, p] of Object.entries(host.namedParameters())) trained[k] = rel(await dev.download(mp[k].value), p.value);
+  out.training = { trained, losses };
   return out;
 }
 run().then((r) => { window.__result = r; }, (e) => { window.__result = { error: String(e && e.stack || e) }; });
 </script>`;
 
-test("WebGPU kernels in headless Chromium match the CPU backend and the fixtures", { timeout: 300_000 }, async (t) => {
+test("WebGPU kernels in headless Chromium match the CPU backend and the fixtures, and train the lab CNN", { timeout: 300_000 }, async (t) => {
   if (!haveChromium(t)) return;
   const missing: string[] = [];
   const server = createServer((req, res) => {
@@ -121,6 +147,7 @@ test("WebGPU kernels in headless Chromium match the CPU backend and the fixtures
       adapter: string;
       cases: { name: string; tol: number; vsCpu: Record<string, number>; fixturePass: boolean; worst: number }[];
       shapes: { name: string; errs: Record<string, number> }[];
+      training: { trained: Record<string, number>; losses: [number, number][] };
     };
     assert.equal(result.error, undefined, result.error);
     console.log(`# browser webgpu: reduction "${result.adapter}", ${result.cases.length} cases, ${result.shapes.length} shapes`);
@@ -130,6 +157,10 @@ test("WebGPU kernels in headless Chromium match the CPU backend and the fixtures
       ...Object.entries(c.vsCpu).filter(([, e]) => !(e <= c.tol)).map(([k, e]) => `${c.name}.${k}: vs CPU ${e}`),
     ]);
     for (const s of result.shapes) for (const [k, e] of Object.entries(s.errs)) if (!(e <= 1e-4)) bad.push(`${s.name}.${k}: vs CPU ${e}`);
+    // training the lab CNN on the page's GPU: the parameters after 3 steps, and every step's loss
+    assert.ok(Object.keys(result.training.trained).length >= 6);
+    for (const [k, e] of Object.entries(result.training.trained)) if (!(e <= 1e-4)) bad.push(`cnn after 3 SGD steps, ${k}: vs CPU ${e}`);
+    for (const [i, [h, g]] of result.training.losses.entries()) if (!(Math.abs(g - h) <= 1e-4 * Math.max(1, Math.abs(h)))) bad.push(`step ${i} loss ${g} vs ${h}`);
     assert.deepEqual(bad, []);
     assert.deepEqual(errors, []);
   } finally {
