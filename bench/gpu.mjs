@@ -220,6 +220,44 @@ for (const r of results) {
   console.log(`| ${r.name} | [${r.shape.join(",")}] | ${fmt(r.fwd_ms)} | ${fmt(r.torch_fwd_ms)} | ${ratio(r.fwd_ms, r.torch_fwd_ms)} | ${fmt(r.fwd_gbs, 0)} | ${fmt(r.fwdbwd_ms)} | ${fmt(r.torch_fwdbwd_ms)} | ${ratio(r.fwdbwd_ms, r.torch_fwdbwd_ms)} | ${r.check === undefined || r.check === null ? "-" : r.check.toExponential(1)}${r.error ? " ERROR " + r.error : ""}${r.torch_error ? " torch: " + r.torch_error : ""} |`);
 }
 console.log("ratio = normkit time / PyTorch time (below 1.00x: normkit faster). check = max rel. error vs the CPU layers (float64) on a slice.");
-if (opt.json) writeFileSync(opt.json, JSON.stringify({ device: deviceName, reduce: ctx.reduceMode, torch: torchInfo, tiny: opt.tiny, results }, null, 2));
+// ---- a training step of the lab's CNN (conv → BN → ReLU → pool, twice, → linear; cross-entropy; SGD)
+const { buildModel } = await import(join(ROOT, "dist/src/lab/models.js"));
+const { crossEntropyLoss } = await import(join(ROOT, "dist/src/nn/loss.js"));
+const { SGD } = await import(join(ROOT, "dist/src/nn/optim.js"));
+const train = { batch: opt.tiny ? 8 : 256 };
+if (!wanted || wanted.has("cnn_step")) {
+  try {
+    const net = await buildModel("cnn", "batch_norm", 0).net.to(dev);
+    const sgd = new SGD(net.parameters(), { lr: 0.05, momentum: 0.9, weightDecay: 1e-4 });
+    const B = train.batch;
+    const x = dev.upload(nk.Tensor.from(fill(new Float32Array(B * 784), 4), [B, 1, 28, 28]));
+    const labels = dev.upload(nk.Tensor.from(Array.from({ length: B }, (_, i) => i % 10), [B]));
+    const dlogits = dev.zeros([B, 10]), loss = dev.zeros([]);
+    const step = () => {
+      const r = crossEntropyLoss(net.forward(x), labels, { dlogits, loss });
+      net.backwardParams(r.dlogits);
+      sgd.step();
+    };
+    step(); // the optimiser's state exists before recording
+    const run = ctx.record(step);
+    train.ms = await timeRun(run);
+    train.samples_per_s = B / (train.ms / 1000);
+    train.dispatches = run.length;
+  } catch (e) {
+    train.error = String(e?.message ?? e).split("\n")[0];
+  }
+  if (!opt["no-torch"]) {
+    const r = spawnSync(opt.python, [join(ROOT, "bench/gpu_torch.py"), "[]", "--train-cnn", String(train.batch), "--min-ms", String(MIN_MS)], { encoding: "utf8", maxBuffer: 1 << 24 });
+    for (const line of (r.stdout ?? "").trim().split("\n")) {
+      try {
+        const o = JSON.parse(line);
+        if (o.id === "cnn_step") Object.assign(train, { torch_ms: o.step_ms, torch_error: o.error });
+      } catch {}
+    }
+  }
+  console.log(`\nlab CNN training step (batch ${train.batch}; forward, cross-entropy, backward, SGD with momentum): normkit ${fmt(train.ms)} ms (${train.samples_per_s ? Math.round(train.samples_per_s) : "-"} samples/s, ${train.dispatches ?? "-"} dispatches), PyTorch ${fmt(train.torch_ms)} ms, ratio ${ratio(train.ms, train.torch_ms)}${train.error ? " ERROR " + train.error : ""}${train.torch_error ? " torch: " + train.torch_error : ""}`);
+}
+
+if (opt.json) writeFileSync(opt.json, JSON.stringify({ device: deviceName, reduce: ctx.reduceMode, torch: torchInfo, tiny: opt.tiny, results, train }, null, 2));
 const bad = results.filter((r) => r.error || (r.check !== null && !(r.check <= 1e-4)));
-process.exit(bad.length ? 1 : 0);
+process.exit(bad.length || train.error ? 1 : 0);

@@ -63,6 +63,30 @@ def measure(fn, run, min_ms, trials=7):
     return statistics.median(run(fn, reps) for _ in range(trials))
 
 
+def lab_cnn():
+    """The lab's CNN (src/lab/models.ts) with BatchNorm."""
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(16 * 7 * 7, 10))
+
+
+def train_cnn(batch, device, run, min_ms):
+    """One training step of the lab's CNN: forward, cross-entropy, backward, SGD (momentum 0.9, wd 1e-4)."""
+    m = lab_cnn().to(device).train()
+    opt = torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
+    x = torch.randn(batch, 1, 28, 28, device=device)
+    y = torch.arange(batch, device=device) % 10
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step():
+        opt.zero_grad(set_to_none=False)
+        loss_fn(m(x), y).backward()
+        opt.step()
+
+    return measure(step, run, min_ms)
+
+
 def main():
     args = sys.argv[1:]
     cases = json.loads(args[0])
@@ -70,6 +94,11 @@ def main():
     min_ms = float(args[args.index("--min-ms") + 1]) if "--min-ms" in args else 25.0
     run = timer(device)
     print(json.dumps({"torch": torch.__version__, "device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu"}), flush=True)
+    if "--train-cnn" in args:
+        try:
+            print(json.dumps({"id": "cnn_step", "step_ms": train_cnn(int(args[args.index("--train-cnn") + 1]), device, run, min_ms)}), flush=True)
+        except Exception as e:
+            print(json.dumps({"id": "cnn_step", "error": f"{type(e).__name__}: {e}"}), flush=True)
     for case in cases:
         try:
             m = build(case).to(device).train()

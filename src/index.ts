@@ -45,3 +45,11 @@ export type { WeightNormOptions } from "./nn/weight_norm.js";
 export { CosineLinear, CosineConv2d } from "./nn/cosine_norm.js";
 export type { CosineLinearOptions, CosineConv2dOptions } from "./nn/cosine_norm.js";
 export { mulberry32, uniform } from "./rng.js";
+
+// the training stack (host and WebGPU)
+export { Sequential, ReLU, Flatten, MaxPool2d, AvgPool2d, GlobalAvgPool2d } from "./nn/basic.js";
+export type { LayerOptions, Pool2dOptions } from "./nn/basic.js";
+export { softmaxCrossEntropy, crossEntropyLoss } from "./nn/loss.js";
+export type { LossResult, CrossEntropyOptions } from "./nn/loss.js";
+export { SGD, Adam } from "./nn/optim.js";
+export type { SGDOptions, AdamOptions } from "./nn/optim.js";

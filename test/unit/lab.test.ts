@@ -178,6 +178,25 @@ describe("normkit lab (CLI)", () => {
     assert.deepEqual(readdirSync(out).filter((f) => f.endsWith(".tmp")), []);
   });
 
+  it("--device webgpu trains there and says so in results.json and the report (a subset of --quick)", (t) => {
+    const out = join(tmp, "gpu");
+    const r = spawnSync(process.execPath, [BIN, "lab", "--quick", "--device", "webgpu", "--arch", "cnn,mlp", "--methods", "batch_norm,switchable_norm", "--batch-sizes", "64", "--out", out], {
+      encoding: "utf8", cwd: tmp, timeout: 600_000, env: { ...process.env, VK_ICD_FILENAMES: process.env["VK_ICD_FILENAMES"] ?? "/usr/lib/chromium/vk_swiftshader_icd.json" },
+    });
+    if (r.status === 2 && /no WebGPU adapter/.test(r.stderr) && process.env["CI"] !== "true") return t.skip("no WebGPU adapter");
+    assert.equal(r.status, 0, r.stderr + r.stdout);
+    const res = JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as { runs: { device?: string; test_accuracy: number; train_loss_curve: number[]; importance?: unknown[] }[]; config: { device: string } };
+    assert.match(res.config.device, /^webgpu/);
+    assert.equal(res.runs.length, 4);
+    for (const x of res.runs) {
+      assert.match(x.device ?? "", /^webgpu/);
+      assert.ok(x.test_accuracy > 0.1 && x.train_loss_curve.every(Number.isFinite));
+    }
+    assert.equal(res.runs.filter((x) => x.importance).length, 2);
+    assert.match(readFileSync(join(out, "report.html"), "utf8"), /trained and evaluated by normkit on the GPU \(webgpu/);
+    assert.match(r.stdout, /^device: webgpu/m);
+  });
+
   it("bad input: one line naming the problem, exit 2, nothing written", () => {
     const file = join(tmp, "a-file");
     writeFileSync(file, "");
@@ -191,6 +210,8 @@ describe("normkit lab (CLI)", () => {
       ...(process.platform === "linux" ? [[["--out", "/proc/normkit-test/out"], /--out .*not a writable directory/] as [string[], RegExp]] : []),
       [["--epochs", "two"], /--epochs/],
       [["--bogus"], /bogus/],
+      [["--device", "tpu"], /--device: expected cpu or webgpu, got "tpu"/],
+      [["--device", "webgpu", "--methods", "weight_norm,batch_norm"], /--device webgpu: weight_norm has no WebGPU kernels yet/],
     ];
     for (const [args, re] of cases) {
       const out = args.includes("--out") ? [] : ["--out", join(tmp, "bad-out")];
