@@ -247,22 +247,35 @@ export class LiveModel {
     return t;
   }
   private device: WebGpuDevice | null = null;
+  private convOnGpu: Conv2d | null = null;
 
   /**
-   * Computes the current batch. On "webgpu" the convolution still runs on the CPU; its output is
-   * uploaded and the four normalisations run as normkit's WebGPU layers (BatchNorm's running
-   * statistics updated on the GPU and read back). The statistics table comes from the CPU layers
+   * Computes the current batch. On "webgpu" the convolution and the four normalisations run on the
+   * GPU (copies of the CPU layers moved there; BatchNorm's running statistics updated on the GPU
+   * and read back). The statistics table comes from the CPU layers
    * on the same input: the WebGPU layers keep their per-group statistics on the GPU.
    */
   async compute(backend: Backend, gpu: GpuContext | null): Promise<LiveResult> {
     const start = this.bnStart();
-    const { result, conv } = this.cpu();
+    const { result } = this.cpu();
     if (backend === "cpu" || !gpu) return result;
     const layers: Record<Method, Normalization> = { batch_norm: this.bn, layer_norm: this.ln, instance_norm: this.inorm, group_norm: this.gn };
-    if (this.device?.ctx !== gpu) this.device = new WebGpuDevice(gpu);
+    if (this.device?.ctx !== gpu) {
+      this.device = new WebGpuDevice(gpu);
+      this.convOnGpu = null;
+    }
     const dev = this.device;
-    const x = dev.upload(conv);
+    // the convolution on the GPU too: a copy of the fixed filters moved there, fed the same images
+    if (!this.convOnGpu) {
+      const c = new Conv2d({ inChannels: 1, outChannels: C, kernelSize: KERNEL, padding: 0, bias: false });
+      c.loadStateDict(this.conv.stateDict());
+      this.convOnGpu = await c.to(dev);
+    }
+    const images = dev.upload(this.input(this.indices));
+    const x = this.convOnGpu.forward(images) as GpuTensor;
+    images.destroy();
     const per = result.raw.length;
+    result.raw = (await dev.download(x)).data.slice(0, per) as Float32Array;
     try {
       for (const m of METHODS) {
         const t = await this.twin(dev, layers[m]);
