@@ -5,51 +5,12 @@
  * scalar g, shape []). Learnable: g, v and the wrapped layer's bias.
  */
 import { ConfigError } from "../errors.js";
-import type { FloatArray } from "../tensor.js";
-import { Tensor, allocate } from "../tensor.js";
+import type { Device } from "../kernels/contract/device.js";
+import type { Workspace } from "../kernels/contract/ops.js";
+import { Tensor } from "../tensor.js";
 import type { Conv2d } from "./conv2d.js";
 import type { Linear } from "./linear.js";
 import { Module, Parameter, makeParameter, requireCache } from "./module.js";
-
-/** Weight viewed as R groups of S values (R = out for dim 0, R = 1 for dim null): per group r,
- *  n_r = ‖v_r‖, v̂_r = v_r / n_r, gOverN[r] = g_r / n_r, W_r = v_r · (g_r / n_r)  (PyTorch's order).
- *  A zero v_r gives non-finite values, as in PyTorch. */
-export function weightNormForward(
-  w: FloatArray, vhat: Float64Array, gOverN: Float64Array, g: FloatArray, v: FloatArray, R: number, S: number,
-): FloatArray {
-  for (let r = 0; r < R; r++) {
-    const o = r * S;
-    let s = 0;
-    for (let i = 0; i < S; i++) s += v[o + i] * v[o + i];
-    const n = Math.sqrt(s);
-    const k = g[r] / n;
-    gOverN[r] = k;
-    for (let i = 0; i < S; i++) {
-      vhat[o + i] = v[o + i] / n;
-      w[o + i] = v[o + i] * k;
-    }
-  }
-  return w;
-}
-
-/** Given dW:  dg_r = dW_r · v̂_r,   dv_r = (g_r / n_r) · (dW_r − (dW_r · v̂_r) v̂_r).
- *  With `accumulate` both are added (+=) to their buffers, otherwise they overwrite them. */
-export function weightNormBackward(
-  dg: FloatArray, dv: FloatArray, dW: FloatArray, vhat: Float64Array, gOverN: Float64Array,
-  R: number, S: number, accumulate: boolean,
-): void {
-  for (let r = 0; r < R; r++) {
-    const o = r * S;
-    let d = 0;
-    for (let i = 0; i < S; i++) d += dW[o + i] * vhat[o + i];
-    dg[r] = accumulate ? dg[r] + d : d;
-    const k = gOverN[r];
-    for (let i = 0; i < S; i++) {
-      const t = k * (dW[o + i] - d * vhat[o + i]);
-      dv[o + i] = accumulate ? dv[o + i] + t : t;
-    }
-  }
-}
 
 export interface WeightNormOptions {
   /** 0: one norm per output unit (PyTorch's default); null: one norm over the whole weight. Default 0. */
@@ -75,8 +36,8 @@ export class WeightNorm extends Module {
   readonly v: Parameter;
   private readonly R: number;
   private readonly S: number;
-  private readonly vhat: Float64Array;
-  private readonly gOverN: Float64Array;
+  /** The kernels' state between forward and backward (the norms), on the module's device. */
+  private state: Workspace | null = null;
   private cache: true | null = null;
 
   constructor(layer: WeightedLayer, options: WeightNormOptions = {}) {
@@ -97,8 +58,6 @@ export class WeightNorm extends Module {
       for (let i = 0; i < this.S; i++) s += w.data[r * this.S + i] ** 2;
       this.g.value.data[r] = Math.sqrt(s);
     }
-    this.vhat = new Float64Array(w.size);
-    this.gOverN = new Float64Array(this.R);
     this.training = layer.training;
   }
 
@@ -114,17 +73,34 @@ export class WeightNorm extends Module {
     return this;
   }
 
-  /** The effective weight g · v / ‖v‖ from the current g and v (a new tensor). */
+  /** The wrapped layer moves with it (its weight holds the effective weight, its bias is a parameter here). */
+  override children(): Module[] {
+    return [this.layer];
+  }
+  protected override ownParameters(): Record<string, Parameter> {
+    return { [G_KEY]: this.g, [V_KEY]: this.v };
+  }
+  /** It runs wherever its layer does (the device's ops compute the weight). */
+  protected override deviceProblem(_device: Device): string | null {
+    return null;
+  }
+  protected override movedTo(): void {
+    this.state?.destroy();
+    this.state = null;
+    this.cache = null;
+  }
+
+  /** The effective weight g · v / ‖v‖ from the current g and v (a new tensor, on the module's device). */
   weight(): Tensor {
-    const w = this.layer.weight.value;
-    const out = allocate(this.dtype, w.size);
-    weightNormForward(out, new Float64Array(w.size), new Float64Array(this.R), this.g.value.data, this.v.value.data, this.R, this.S);
-    return new Tensor(out, w.shape);
+    const w = this.device.zeros(this.layer.weight.value.shape, this.dtype);
+    this.device.ops.weightNorm({ weight: w, g: this.g.value, v: this.v.value, groups: this.R, size: this.S, state: this.device.ops.createWorkspace() });
+    return w;
   }
 
   forward(x: Tensor): Tensor {
     this.cache = null;
-    weightNormForward(this.layer.weight.value.data, this.vhat, this.gOverN, this.g.value.data, this.v.value.data, this.R, this.S);
+    this.state ??= this.device.ops.createWorkspace();
+    this.device.ops.weightNorm({ weight: this.layer.weight.value, g: this.g.value, v: this.v.value, groups: this.R, size: this.S, state: this.state });
     const y = this.layer.forward(x);
     this.cache = true;
     return y;
@@ -134,9 +110,9 @@ export class WeightNorm extends Module {
   backward(dy: Tensor): Tensor {
     requireCache(this.cache, "WeightNorm");
     const dW = this.layer.weight.grad;
-    dW.data.fill(0); // the wrapped layer accumulates: clear it to read this call's dW alone
+    this.device.fill(dW, 0); // the wrapped layer accumulates: clear it to read this call's dW alone
     const dx = this.layer.backward(dy);
-    weightNormBackward(this.g.grad.data, this.v.grad.data, dW.data, this.vhat, this.gOverN, this.R, this.S, true);
+    this.device.ops.weightNormBackward({ dg: this.g.grad, dv: this.v.grad, dweight: dW, v: this.v.value, groups: this.R, size: this.S, state: this.state! });
     return dx;
   }
 }

@@ -26,6 +26,7 @@ import { randn, relToScale } from "./helpers.js";
 import { AvgPool2d, GlobalAvgPool2d, MaxPool2d, ReLU } from "../../src/nn/basic.js";
 import { Conv2d } from "../../src/nn/conv2d.js";
 import { Linear } from "../../src/nn/linear.js";
+import { WeightNorm } from "../../src/nn/weight_norm.js";
 import { mulberry32 } from "../../src/rng.js";
 
 const root = fileURLToPath(new URL("../../..", import.meta.url));
@@ -99,6 +100,8 @@ const LAYERS: [string, Make, number[]][] = [
   ["MaxPool2d 3 stride 2 (overlapping) on [1,2,7,7]", (dtype) => new MaxPool2d({ kernelSize: 3, stride: 2, dtype }), [1, 2, 7, 7]],
   ["AvgPool2d [2,3] stride 1 on [2,2,5,5]", (dtype) => new AvgPool2d({ kernelSize: [2, 3], stride: 1, dtype }), [2, 2, 5, 5]],
   ["GlobalAvgPool2d on [3,4,3,5]", (dtype) => new GlobalAvgPool2d({ dtype }), [3, 4, 3, 5]],
+  ["WeightNorm(Linear 6→4) on [5,6]", (dtype) => new WeightNorm(new Linear({ inFeatures: 6, outFeatures: 4, rng: mulberry32(5), dtype })), [5, 6]],
+  ["WeightNorm(Conv2d 2→3 3x3 padding 1), dim null, on [2,2,4,4]", (dtype) => new WeightNorm(new Conv2d({ inChannels: 2, outChannels: 3, kernelSize: 3, padding: 1, rng: mulberry32(6), dtype }), { dim: null }), [2, 2, 4, 4]],
 ];
 
 const f32 = (n: number, seed: number, offset = 0, scale = 1) => randn(n, seed).map((v) => Math.fround(offset + scale * v));

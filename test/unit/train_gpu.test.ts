@@ -46,7 +46,7 @@ async function state(net: { namedParameters(): Record<string, { value: Tensor }>
   return out;
 }
 
-const METHODS: Method[] = [...DEFAULT_METHODS, "rms_norm"];
+const METHODS: Method[] = [...DEFAULT_METHODS, "rms_norm", "weight_norm"];
 
 describe("the lab's networks on WebGPU", () => {
   for (const arch of ARCHS) {

@@ -16,8 +16,7 @@ import {
   BatchNorm, DeviceError, GroupNorm, InstanceNorm, LayerNorm, RMSNorm, SwitchableNorm1d, SwitchableNorm2d, Tensor, cpu, validateFixture,
 } from "../../src/index.js";
 import { Sequential } from "../../src/nn/basic.js";
-import { Linear } from "../../src/nn/linear.js";
-import { WeightNorm } from "../../src/nn/weight_norm.js";
+import { CosineLinear } from "../../src/nn/cosine_norm.js";
 import type { DType } from "../../src/index.js";
 import type { Normalization } from "../../src/nn/normalization.js";
 import type { SwitchableNorm } from "../../src/nn/switchable_norm.js";
@@ -216,9 +215,9 @@ describe("WebGPU backend (Dawn for Node)", () => {
       const c = gpu(t);
       if (!c) return;
       const bn = new BatchNorm({ numFeatures: 3 });
-      const model = new Sequential([bn, new WeightNorm(new Linear({ inFeatures: 3, outFeatures: 2 }))]);
+      const model = new Sequential([bn, new CosineLinear({ inFeatures: 3, outFeatures: 2 })]);
       const w = bn.weight!.value;
-      await assert.rejects(model.to(new WebGpuDevice(c)), (e: unknown) => e instanceof DeviceError && /WeightNorm\.to: .*WeightNorm has no webgpu kernels/.test((e as Error).message));
+      await assert.rejects(model.to(new WebGpuDevice(c)), (e: unknown) => e instanceof DeviceError && /CosineLinear\.to: .*CosineLinear has no webgpu kernels/.test((e as Error).message));
       assert.ok(model.modules().every((m) => m.device === cpu));
       assert.equal(bn.weight!.value, w);
       assert.ok(bn.runningMean!.isHost);

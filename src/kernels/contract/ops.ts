@@ -109,6 +109,14 @@ export interface OpKernels<T extends Tensor = Tensor> {
    */
   crossEntropy(o: { readonly logits: T; readonly labels: T; readonly dlogits: T; readonly loss: T; readonly workspace: Workspace }): void;
 
+  /**
+   * Weight Norm's weight, per group r of S values (R groups): w_r = g_r · v_r / ‖v_r‖ (PyTorch's
+   * order); `state` keeps what the backward needs (the norms).
+   */
+  weightNorm(o: { readonly weight: T; readonly g: T; readonly v: T; readonly groups: number; readonly size: number; readonly state: Workspace }): void;
+  /** dg += dW · v̂, dv += (g / ‖v‖)(dW − (dW · v̂) v̂), per group, from the forward's `state`. */
+  weightNormBackward(o: { readonly dg: T; readonly dv: T; readonly dweight: T; readonly v: T; readonly groups: number; readonly size: number; readonly state: Workspace }): void;
+
   /** torch.optim.SGD on one parameter (see src/nn/optim.ts); `buffer` is the momentum buffer (null without momentum). */
   sgdStep(o: {
     readonly param: T; readonly grad: T; readonly buffer: T | null; readonly lr: number; readonly momentum: number; readonly keep: number;

@@ -11,6 +11,7 @@ import { sgdKernel, sgdMomentumFirstKernel, sgdMomentumKernel, sgdNesterovKernel
 import { avgPool2dBackward, avgPool2dForward, maxPool2dBackward, maxPool2dForward, maxPool2x2Forward } from "./pool.js";
 import { reluBackward, reluForward } from "./relu.js";
 import { softmaxCrossEntropyKernel } from "./loss.js";
+import { weightNormBackward, weightNormForward } from "./weight_norm.js";
 
 class HostWorkspace implements Workspace {
   readonly kind = "workspace" as const;
@@ -23,6 +24,12 @@ class HostWorkspace implements Workspace {
   destroy(): void {
     this.f64 = new Float64Array(0);
   }
+}
+
+/** Weight Norm's v̂ and g / ‖v‖ between its forward and backward, at the front and back of one scratch. */
+function weightNormState(w: Workspace, R: number, S: number): { vhat: Float64Array; gOverN: Float64Array } {
+  const f = (w as HostWorkspace).get(R * S + R);
+  return { vhat: f.subarray(0, R * S), gOverN: f.subarray(R * S, R * S + R) };
 }
 
 class HostIndices implements Indices {
@@ -68,6 +75,15 @@ export const hostOps: OpKernels<Tensor> = {
   crossEntropy(o) {
     const [N, K] = o.logits.shape as [number, number];
     o.loss.data[0] = softmaxCrossEntropyKernel(o.dlogits.data, o.logits.data, o.labels.data, N, K);
+  },
+
+  weightNorm(o) {
+    const { vhat, gOverN } = weightNormState(o.state, o.groups, o.size);
+    weightNormForward(o.weight.data, vhat, gOverN, o.g.data, o.v.data, o.groups, o.size);
+  },
+  weightNormBackward(o) {
+    const { vhat, gOverN } = weightNormState(o.state, o.groups, o.size);
+    weightNormBackward(o.dg.data, o.dv.data, o.dweight.data, vhat, gOverN, o.groups, o.size, true);
   },
 
   sgdStep(o) {

@@ -10,6 +10,7 @@ import type { GpuContext, GpuRun, Program } from "./device.js";
 import type { GpuTensor } from "./tensor.js";
 import { WORKGROUP_SIZE as WG } from "./wgsl.js";
 import { Scratch } from "./engine.js";
+import { weightNormBackward, weightNormForward } from "./vector_ops.js";
 import type { Conv2dGeometry, Pool2dGeometry } from "../contract/ops.js";
 import {
   adamProgram, avgPoolBackwardProgram, avgPoolForwardProgram, columnSumProgram,
@@ -148,6 +149,15 @@ export class WebGpuOps implements OpKernels<GpuTensor> {
       this.ctx.prepare(crossEntropyRowsProgram() as never, { count: N, K } as never, [o.logits.buffer, o.labels.buffer, o.dlogits.buffer, rows], groups(N)),
       this.ctx.prepare(meanProgram() as never, { count: N } as never, [rows, o.loss.buffer], 1),
     ]);
+  }
+
+  weightNorm(o: A<"weightNorm">): void {
+    const norms = (o.state as GpuWorkspace).buffers.get("norms", o.groups * 8);
+    this.run(weightNormForward(this.ctx, o.weight, norms, o.g, o.v, o.groups, o.size));
+  }
+  weightNormBackward(o: A<"weightNormBackward">): void {
+    const norms = (o.state as GpuWorkspace).buffers.get("norms", o.groups * 8);
+    this.run(weightNormBackward(this.ctx, o.dg, o.dv, o.dweight, o.v, norms, o.groups, o.size));
   }
 
   sgdStep(o: A<"sgdStep">): void {
