@@ -54,7 +54,14 @@ const CASES = [
   { id: "rms_big", name: "RMSNorm", op: "rms_norm", shape: [65536, 4096], tiny: [8, 4096], slice: 256, make: (s) => new nk.RMSNorm({ normalizedShape: s.at(-1) }) },
   { id: "sn", name: "Switchable Norm 2d", op: "switchable_norm", shape: [32, 64, 56, 56], tiny: [4, 8, 8, 8], slice: 8, make: (s) => new nk.SwitchableNorm2d({ numFeatures: s[1] }) },
   { id: "sn2", name: "Switchable Norm 2d", op: "switchable_norm", shape: [8, 256, 64, 64], tiny: [2, 16, 8, 8], slice: 2, make: (s) => new nk.SwitchableNorm2d({ numFeatures: s[1] }) },
+  // the training stack (make(shape, dtype): the float64 twin is built the same way)
+  { id: "linear", name: "Linear 1024→1024", op: "linear", shape: [8192, 1024], tiny: [64, 64], slice: 64, make: (s, dtype = "float32") => new nk.Linear({ inFeatures: s[1], outFeatures: s[1], dtype, rng: nk.mulberry32(1) }) },
+  { id: "conv", name: "Conv2d 3x3 64→64", op: "conv2d", shape: [32, 64, 56, 56], tiny: [2, 4, 8, 8], slice: 1, make: (s, dtype = "float32") => new nk.Conv2d({ inChannels: s[1], outChannels: s[1], kernelSize: 3, padding: 1, dtype, rng: nk.mulberry32(2) }) },
+  { id: "relu", name: "ReLU", op: "relu", shape: [32, 64, 56, 56], tiny: [2, 4, 8, 8], slice: 2, make: (s, dtype = "float32") => new nk.ReLU({ dtype }) },
+  { id: "maxpool", name: "MaxPool2d 2", op: "maxpool", shape: [32, 64, 56, 56], tiny: [2, 4, 8, 8], slice: 2, make: (s, dtype = "float32") => new nk.MaxPool2d({ kernelSize: 2, dtype }) },
 ];
+/** The ops whose layer changes the shape (dy has the output's) and builds its float64 twin with make(shape, dtype). */
+const STACK = new Set(["linear", "conv2d", "relu", "maxpool"]);
 
 const wanted = opt.cases ? new Set(opt.cases.split(",")) : null;
 const cases = CASES.filter((c) => !wanted || wanted.has(c.id)).map((c) => ({ ...c, shape: opt.tiny ? c.tiny : c.shape }));
@@ -133,14 +140,15 @@ async function verify(c) {
   const n = size(shape);
   const cpu = c.make(shape);
   for (const p of Object.values(cpu.namedParameters())) fill(p.value.data, 3).forEach((v, i, a) => (a[i] = Math.fround(1 + 0.25 * v)));
-  const cpu64 = new (cpu.constructor)({ ...cpuOptions(c, shape), dtype: "float64" });
+  const cpu64 = STACK.has(c.op) ? c.make(shape, "float64") : new (cpu.constructor)({ ...cpuOptions(c, shape), dtype: "float64" });
   cpu64.loadStateDict(cpu.stateDict());
   const x = new nk.Tensor(Float64Array.from(fill(new Float32Array(n), 1)), shape);
-  const dy = new nk.Tensor(Float64Array.from(fill(new Float32Array(n), 2)), shape);
   const g = c.make(shape);
   g.loadStateDict(cpu.stateDict());
   await g.to(dev);
-  const y = await dev.download(g.forward(dev.upload(x)));
+  const yg = g.forward(dev.upload(x));
+  const dy = new nk.Tensor(Float64Array.from(fill(new Float32Array(size(yg.shape)), 2)), yg.shape);
+  const y = await dev.download(yg);
   const dx = await dev.download(g.backward(dev.upload(dy)));
   const rel = (got, want) => {
     let s = 1, w = 0;
@@ -165,16 +173,19 @@ for (const c of cases) {
   try {
     row.check = opt["no-verify"] ? null : await verify(c);
     const g = await c.make(c.shape).to(dev);
-    const x = gpuApi.GpuTensor.zerosOn(ctx, c.shape, "x"), dy = gpuApi.GpuTensor.zerosOn(ctx, c.shape, "dy");
-    const y = gpuApi.GpuTensor.zerosOn(ctx, c.shape, "y"), dx = gpuApi.GpuTensor.zerosOn(ctx, c.shape, "dx");
+    const x = gpuApi.GpuTensor.zerosOn(ctx, c.shape, "x");
+    const yShape = STACK.has(c.op) ? g.forward(x).shape : c.shape;
+    const dy = gpuApi.GpuTensor.zerosOn(ctx, yShape, "dy");
+    const y = gpuApi.GpuTensor.zerosOn(ctx, yShape, "y"), dx = gpuApi.GpuTensor.zerosOn(ctx, c.shape, "dx");
     const h = new Float32Array(Math.min(n, 1 << 24));
     for (let off = 0, seed = 1; off < n; off += h.length, seed++) {
       fill(h, seed);
       ctx.device.queue.writeBuffer(x.buffer, off * 4, h.buffer, 0, Math.min(h.length, n - off) * 4);
-      ctx.device.queue.writeBuffer(dy.buffer, off * 4, h.buffer, 0, Math.min(h.length, n - off) * 4);
+      if (off < dy.size) ctx.device.queue.writeBuffer(dy.buffer, off * 4, h.buffer, 0, Math.min(h.length, dy.size - off) * 4);
     }
-    const fwd = ctx.record(() => g.forward(x, y));
-    const bwd = ctx.record(() => g.backward(dy, dx));
+    // (the layers of the training stack allocate their outputs: at recording, once)
+    const fwd = ctx.record(() => (STACK.has(c.op) ? g.forward(x) : g.forward(x, y)));
+    const bwd = ctx.record(() => (STACK.has(c.op) ? g.backward(dy) : g.backward(dy, dx)));
     row.kernels = fwd.map((d) => d.name).join("+") + " | " + bwd.map((d) => d.name).join("+");
     row.fwd_ms = await timeRun(fwd);
     row.fwdbwd_ms = await timeRun([...fwd, ...bwd]);

@@ -33,6 +33,14 @@ def build(case):
         return nn.RMSNorm(shape[-1])
     if op == "switchable_norm":
         return SwitchNorm2d(shape[1])
+    if op == "linear":
+        return nn.Linear(shape[1], shape[1])
+    if op == "conv2d":
+        return nn.Conv2d(shape[1], shape[1], 3, padding=1)
+    if op == "relu":
+        return nn.ReLU()
+    if op == "maxpool":
+        return nn.MaxPool2d(2)
     raise ValueError(f"unknown op {op}")
 
 
@@ -103,10 +111,11 @@ def main():
         try:
             m = build(case).to(device).train()
             x = torch.randn(*case["shape"], device=device)
-            dy = torch.randn(*case["shape"], device=device)
+            with torch.no_grad():
+                dy = torch.randn_like(m(x))  # the output's shape
             with torch.no_grad():
                 fwd = measure(lambda: m(x), run, min_ms)
-            xg = x.clone().requires_grad_(True)
+            xg = x.clone().requires_grad_(True)  # (ReLU / MaxPool have no parameters: dx is the backward)
 
             def step():
                 y = m(xg)
