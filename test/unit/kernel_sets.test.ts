@@ -21,8 +21,8 @@ import type { Module } from "../../src/nn/module.js";
 import { TOLERANCE, caseDType, statedTolerance } from "../../src/conformance/runner.js";
 import type { CaseResult } from "../../src/conformance/runner.js";
 import { WebGpuDevice, gpuTolerance, runCaseWebGpu } from "../../src/webgpu.js";
-import { createNodeGpuContext } from "../../src/kernels/webgpu/node_device.js";
 import { randn, relToScale } from "./helpers.js";
+import { gpuDevice, requireGpu } from "./gpu_helpers.js";
 import { AvgPool2d, GlobalAvgPool2d, MaxPool2d, ReLU } from "../../src/nn/basic.js";
 import { Conv2d } from "../../src/nn/conv2d.js";
 import { Linear } from "../../src/nn/linear.js";
@@ -35,13 +35,7 @@ const FIXTURES = ["pytorch-fixtures.json", "pytorch-module-tests.json", "switcha
   file: validateFixture(JSON.parse(readFileSync(join(root, "test/data", f), "utf8"))),
 }));
 
-let gpu: WebGpuDevice | null = null;
-let noAdapter = "";
-try {
-  gpu = new WebGpuDevice(await createNodeGpuContext({ swiftshaderFallback: true }));
-} catch (e) {
-  noAdapter = (e as Error).message;
-}
+const gpu = gpuDevice();
 
 /** A kernel set: the device its layers move to, the host kernel mode it needs, its dtypes. */
 interface KernelSet {
@@ -59,12 +53,7 @@ const SETS: KernelSet[] = [
   {
     name: "webgpu",
     dtypes: ["float32"],
-    device(t) {
-      if (gpu) return gpu;
-      if (process.env["CI"] === "true") assert.fail(`no WebGPU adapter under CI: ${noAdapter}`);
-      t.skip(`no WebGPU adapter: ${noAdapter}`);
-      return null;
-    },
+    device: requireGpu,
     runCase: (c, _d, tol) => runCaseWebGpu(gpu!.ctx, c, {}, tol ?? gpuTolerance(c.name)),
   },
 ];

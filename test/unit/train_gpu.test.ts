@@ -14,23 +14,10 @@ import { ARCHS, DEFAULT_METHODS, buildModel, methodApplies } from "../../src/lab
 import type { Method } from "../../src/lab/models.js";
 import { crossEntropyLoss, softmaxCrossEntropy } from "../../src/nn/loss.js";
 import { Adam, SGD } from "../../src/nn/optim.js";
-import { WebGpuDevice } from "../../src/webgpu.js";
-import { createNodeGpuContext } from "../../src/kernels/webgpu/node_device.js";
 import { randn, relToScale } from "./helpers.js";
+import { requireGpu } from "./gpu_helpers.js";
 
-let gpu: WebGpuDevice | null = null;
-let noAdapter = "";
-try {
-  gpu = new WebGpuDevice(await createNodeGpuContext({ swiftshaderFallback: true }));
-} catch (e) {
-  noAdapter = (e as Error).message;
-}
-function device(t: { skip(m: string): void }): WebGpuDevice | null {
-  if (gpu) return gpu;
-  if (process.env["CI"] === "true") assert.fail(`no WebGPU adapter under CI: ${noAdapter}`);
-  t.skip(`no WebGPU adapter: ${noAdapter}`);
-  return null;
-}
+const device = requireGpu;
 
 const BATCH = 4;
 const batch = (step: number) => ({

@@ -28,25 +28,17 @@ import type { EngineOptions } from "../../src/webgpu.js";
 import { SWIFTSHADER_ICD, createNodeGpuContext } from "../../src/kernels/webgpu/node_device.js";
 import { dispatchSize } from "../../src/kernels/webgpu/wgsl.js";
 import { randn, relToScale } from "./helpers.js";
+import { gpuDevice, requireGpu } from "./gpu_helpers.js";
 
 const root = fileURLToPath(new URL("../../..", import.meta.url));
 const fixturePath = join(root, "test/data/pytorch-fixtures.json");
 const fixture = validateFixture(JSON.parse(readFileSync(fixturePath, "utf8")));
 
-let ctx: GpuContext | null = null;
-let noAdapter = "";
-try {
-  ctx = await createNodeGpuContext({ swiftshaderFallback: true });
-} catch (e) {
-  noAdapter = (e as Error).message;
-}
+const ctx: GpuContext | null = gpuDevice()?.ctx ?? null;
 
 /** Every test goes through here: fails under CI=true without an adapter, skips otherwise. */
 function gpu(t: { skip(m: string): void }): GpuContext | null {
-  if (ctx) return ctx;
-  if (process.env["CI"] === "true") assert.fail(`no WebGPU adapter under CI: ${noAdapter}`);
-  t.skip(`no WebGPU adapter: ${noAdapter}`);
-  return null;
+  return requireGpu(t)?.ctx ?? null;
 }
 
 const rel = relToScale;

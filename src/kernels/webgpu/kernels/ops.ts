@@ -205,6 +205,25 @@ export function reluBackwardProgram(): Program {
 
 export const POOL_U = uniformBlock({ count: "u32", H: "u32", W: "u32", kh: "u32", kw: "u32", sh: "u32", sw: "u32", Ho: "u32", Wo: "u32" });
 
+/**
+ * The gather of a pooling backward: for input element i = (q, xh, xw), `body` runs once per output o
+ * whose window covers it (oh·sh ≤ xh < oh·sh + kh, likewise for w), summing into `s`.
+ */
+function overWindowsCovering(body: string): string {
+  return `  let xw = i % u.W;
+  let xh = (i / u.W) % u.H;
+  let q = i / (u.W * u.H);
+  var s = 0.0;
+  let oh0 = select(0u, (xh - u.kh + 1u + u.sh - 1u) / u.sh, xh + 1u > u.kh);
+  let ow0 = select(0u, (xw - u.kw + 1u + u.sw - 1u) / u.sw, xw + 1u > u.kw);
+  for (var oh = oh0; oh < u.Ho && oh * u.sh <= xh; oh = oh + 1u) {
+    for (var ow = ow0; ow < u.Wo && ow * u.sw <= xw; ow = ow + 1u) {
+      let o = (q * u.Ho + oh) * u.Wo + ow;
+      ${body}
+    }
+  }`;
+}
+
 /** y = the window's max; arg = the flat input index of its first maximum (NaN wins, as on the host). */
 export function maxPoolForwardProgram(): Program {
   const bindings = [storage("x", "f32"), storage("y", "f32", "read_write"), storage("arg", "u32", "read_write")];
@@ -228,18 +247,7 @@ export function maxPoolForwardProgram(): Program {
 export function maxPoolBackwardProgram(): Program {
   const bindings = [storage("dy", "f32"), storage("arg", "u32"), storage("dx", "f32", "read_write")];
   return perElement("maxPoolBackward", [], POOL_U, bindings, `
-  let xw = i % u.W;
-  let xh = (i / u.W) % u.H;
-  let q = i / (u.W * u.H);
-  var s = 0.0;
-  let oh0 = select(0u, (xh - u.kh + 1u + u.sh - 1u) / u.sh, xh + 1u > u.kh);
-  let ow0 = select(0u, (xw - u.kw + 1u + u.sw - 1u) / u.sw, xw + 1u > u.kw);
-  for (var oh = oh0; oh < u.Ho && oh * u.sh <= xh; oh = oh + 1u) {
-    for (var ow = ow0; ow < u.Wo && ow * u.sw <= xw; ow = ow + 1u) {
-      let o = (q * u.Ho + oh) * u.Wo + ow;
-      if (arg[o] == i) { s = s + dy[o]; }
-    }
-  }
+${overWindowsCovering("if (arg[o] == i) { s = s + dy[o]; }")}
   dx[i] = s;`);
 }
 /** y = the window's mean */
@@ -257,15 +265,7 @@ export function avgPoolForwardProgram(): Program {
 /** dx[e] = Σ over the windows covering e of dy / (kh·kw) (overwrites) */
 export function avgPoolBackwardProgram(): Program {
   return perElement("avgPoolBackward", [], POOL_U, [storage("dy", "f32"), storage("dx", "f32", "read_write")], `
-  let xw = i % u.W;
-  let xh = (i / u.W) % u.H;
-  let q = i / (u.W * u.H);
-  var s = 0.0;
-  let oh0 = select(0u, (xh - u.kh + 1u + u.sh - 1u) / u.sh, xh + 1u > u.kh);
-  let ow0 = select(0u, (xw - u.kw + 1u + u.sw - 1u) / u.sw, xw + 1u > u.kw);
-  for (var oh = oh0; oh < u.Ho && oh * u.sh <= xh; oh = oh + 1u) {
-    for (var ow = ow0; ow < u.Wo && ow * u.sw <= xw; ow = ow + 1u) { s = s + dy[(q * u.Ho + oh) * u.Wo + ow]; }
-  }
+${overWindowsCovering("s = s + dy[o];")}
   dx[i] = s / f32(u.kh * u.kw);`);
 }
 
