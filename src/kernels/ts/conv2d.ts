@@ -3,7 +3,7 @@
  * a time. Pure functions: outputs and a float64 scratch buffer are provided by the caller
  * (`conv2dScratchSize` says how big), nothing is allocated inside. Sums are accumulated in float64,
  * except that float32 calls run on the WebAssembly SIMD kernels (f32 sums, as PyTorch's CPU GEMMs)
- * where available and the kernel mode is not "ts" (src/backend/gemm.ts).
+ * where available and the kernel mode is not "ts" (src/kernels/wasm/gemm.ts).
  *
  * For one image the im2col matrix `col` is [K, P] with K = C·kh·kw (one receptive field per column)
  * and P = Ho·Wo (one column per output position); the convolution is then y = W·col with W [O, K].

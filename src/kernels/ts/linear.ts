@@ -3,7 +3,7 @@
  * caller-provided buffers. Each is one call of the register-blocked {@link gemm} (sums in float64,
  * stored once per element, whatever the storage type). Float32 calls run on the WebAssembly SIMD
  * kernels instead (f32 sums, as PyTorch's CPU GEMMs) where available and the kernel mode is not "ts"
- * (src/backend/gemm.ts).
+ * (src/kernels/wasm/gemm.ts).
  */
 import type { FloatArray } from "../../tensor.js";
 import { gemm, rowMajor, transposed } from "./gemm.js";

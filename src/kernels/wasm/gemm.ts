@@ -4,7 +4,7 @@
  * data — are used in place; plain Float32Arrays are copied into reusable regions and outputs copied
  * back). Sums accumulate in f32 SIMD lanes, as PyTorch's CPU GEMMs do.
  *
- * src/ops/conv2d.ts and src/ops/linear.ts ask {@link wasmGemmFor} first and run their TypeScript
+ * src/kernels/ts/conv2d.ts and src/kernels/ts/linear.ts ask {@link wasmGemmFor} first and run their TypeScript
  * loops (float64 sums, the exact path) when it answers null: for float64 (or mixed) arrays, in
  * kernel mode "ts" (backend.configure({ kernels: "ts" }) or NORMKIT_KERNELS=ts), where WebAssembly
  * SIMD or shared memory is missing, and for operands too big for the memory.
@@ -61,7 +61,7 @@ export class WasmGemm {
     dst.set(this.rt.f32.subarray(p >> 2, (p >> 2) + n));
   }
 
-  /** y = conv(x, W) + b for the whole batch (see conv2dForward in src/ops/conv2d.ts). */
+  /** y = conv(x, W) + b for the whole batch (see conv2dForward in src/kernels/ts/conv2d.ts). */
   conv2dForward(out: Float32Array, x: Float32Array, w: Float32Array, b: Float32Array | null, g: Conv2dGeometry): void {
     const { N, C, H, W, O, K, P } = g;
     const xs = C * H * W, ys = O * P;
@@ -113,7 +113,7 @@ export class WasmGemm {
     if (dx !== null) this.out(dx, pdx, N * xs);
   }
 
-  /** y = x·Wᵀ + b (see linearForward in src/ops/linear.ts). */
+  /** y = x·Wᵀ + b (see linearForward in src/kernels/ts/linear.ts). */
   linearForward(out: Float32Array, x: Float32Array, w: Float32Array, b: Float32Array | null, N: number, inF: number, outF: number): void {
     this.rt.calls++;
     const px = this.place(x, N * inF, this.xR, true);

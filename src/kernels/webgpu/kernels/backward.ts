@@ -1,6 +1,6 @@
 /**
  * Backward kernels of the statistics engine. With xhat = ((x - shift) - dmean) * rstd, g = dy * w
- * and n values per statistic (src/engine/stats.ts, normalizeBackward):
+ * and n values per statistic (src/kernels/ts/norm.ts, normalizeBackwardTS):
  *   batch statistics, centred:   dx = rstd * (g - mean_k(g) - xhat * mean_k(g * xhat))
  *   batch statistics, no centre: dx = rstd * (g - xhat * mean_k(g * xhat))
  *   fixed statistics (eval):     dx = rstd * g

@@ -1,6 +1,6 @@
 /**
  * What the normalisation kernels share: one uniform block describing the engine's view of the
- * input (src/engine/stats.ts: [N, C, S], statistics of groups of `gs` channels, per sample or
+ * input (src/kernels/contract/view.ts: [N, C, S], statistics of groups of `gs` channels, per sample or
  * across the batch), the WGSL index helpers over it, the affine expression, and the program cache.
  *
  * Units: every size with a `vec` in its kernel is counted in vector units of that width (S, M,
