@@ -161,7 +161,8 @@ describe("WebGPU backend (Dawn for Node)", () => {
     }
     // beyond limit^2 workgroups: refused by name, before anything runs
     const big = await new LayerNorm({ normalizedShape: 1 }).to(new WebGpuDevice(small));
-    assert.throws(() => big.forward(uploadTensor(small, new Float32Array(65), [65, 1])), (e: unknown) => e instanceof WebGpuError && e.kind === "limit" && /maxComputeWorkgroupsPerDimension/.test(e.message));
+    // (65·256 values: the elementwise pass needs 65 workgroups of 256; one-value statistics take one thread each)
+    assert.throws(() => big.forward(uploadTensor(small, new Float32Array(65 * 256), [65 * 256, 1])), (e: unknown) => e instanceof WebGpuError && e.kind === "limit" && /maxComputeWorkgroupsPerDimension/.test(e.message));
   });
 
   it("compiles each pipeline once", async (t) => {

@@ -22,7 +22,8 @@ import type { VecWidth } from "./wgsl.js";
 import { WORKGROUP_SIZE as WG } from "./wgsl.js";
 import { AffineSpec, NORM_U, NormUniforms } from "./kernels/common.js";
 import {
-  evalStatsProgram, fusedForwardProgram, instanceRunningProgram, momentsCombineProgram, momentsPartialProgram, normalizeApplyProgram,
+  evalStatsProgram, fusedForwardProgram, instanceRunningProgram, momentsCombineProgram, momentsPartialProgram, momentsRowProgram,
+  normalizeApplyProgram,
 } from "./kernels/stats.js";
 import {
   channelGradsProgram, columnFinalProgram, columnPartialProgram, dxApplyProgram, fusedRowBackwardProgram, segmentSumsProgram, statGradsProgram,
@@ -181,11 +182,16 @@ export class WebGpuNormKernels {
     return this.chunking(v.S, v.N * v.C);
   }
 
-  /** Registers per thread for the fused kernels, or 0 when the statistic does not fit. */
+  /** Statistics of at most threadRowUnits vector units: one thread each (momentsRow), not a workgroup. */
+  private rowStatistics(v: View): boolean {
+    return this.options.chunkLen <= 0 && v.M <= this.options.threadRowUnits;
+  }
+
+  /** Registers per thread for the fused kernels, or 0 when the statistic does not fit (or is a row statistic). */
   private fusedUnits(v: View): number {
     const r = cdiv(v.M, WG);
     const max = this.options.maxRegisterUnits;
-    if (this.options.chunkLen > 0 || max <= 0 || r > max) return 0;
+    if (this.options.chunkLen > 0 || max <= 0 || r > max || this.rowStatistics(v)) return 0;
     if (v.K < this.options.fusedMinStats && r > 2) return 0; // few large statistics: the split reduction fills the GPU better
     return pow2(r);
   }
@@ -217,7 +223,9 @@ export class WebGpuNormKernels {
     const u = uniforms(v, { J, chunkLen, eps, factor: running?.factor ?? 0, unbias: v.count > 1 ? v.count / (v.count - 1) : 1 });
     const mode = this.ctx.reduceMode;
     const out: GpuRun = [];
-    if (J === 1) {
+    if (J === 1 && !batch && this.rowStatistics(v)) {
+      out.push(this.run(momentsRowProgram({ vec: v.vec, center }), u, [x.buffer, stats.buffer], cdiv(v.K, WG)));
+    } else if (J === 1) {
       out.push(this.run(momentsPartialProgram({ vec: v.vec, center, final: true, running: batch, mode }), u, [x.buffer, stats.buffer, ...rb], v.K));
     } else {
       const part = scratch.get("partials", v.K * J * 8);

@@ -7,6 +7,9 @@
  *   momentsPartial one workgroup per (statistic, chunk): chunk mean and M2 by a shifted two-pass
  *                  (the chunk is re-read from cache); with one chunk per statistic it writes the
  *                  statistics directly.
+ *   momentsRow     one thread per statistic, for statistics of a few vector units (InstanceNorm or
+ *                  Switchable Norm on a few positions, the 1d case: one): the same shifted two-pass,
+ *                  serial — a workgroup per statistic would be 256 threads for a handful of values.
  *   momentsCombine one thread per statistic: Chan's combination of the chunks,
  *                    mean = Σ n_j m_j / n,   M2 = Σ (M2_j + n_j (m_j - mean)^2),   var = M2 / n.
  *   normalizeApply one thread per vector unit: y from given statistics (the fused scale/shift pass).
@@ -136,6 +139,34 @@ ${storeBuiltins(o.mode)}
   if (local_id == 0u) {
     ${out}
   }
+}
+`;
+    return { bindings, source };
+  });
+}
+
+export function momentsRowProgram(o: { vec: VecWidth; center: boolean }): Program {
+  return cachedProgram("momentsRow", [o.vec, o.center], () => {
+    const T = vecType(o.vec);
+    const bindings = [storage("x", T), storage("stats", "vec4<f32>", "read_write")];
+    const pass = o.center
+      ? `for (var t = 0u; t < u.M; t = t + 1u) { s = s + ${hsum(o.vec, `x[addr(k, t)] - ${T}(shift)`)}; }
+  let cm = s / n;
+  for (var t = 0u; t < u.M; t = t + 1u) { let d = (x[addr(k, t)] - ${T}(shift)) - ${T}(cm); q = q + ${hsum(o.vec, "d * d")}; }`
+      : `for (var t = 0u; t < u.M; t = t + 1u) { let v = x[addr(k, t)]; q = q + ${hsum(o.vec, "v * v")}; }
+  let cm = 0.0;`;
+    const source = `${header("shared", bindings)}
+@compute @workgroup_size(${WG})
+fn main(${entryParams("shared")}) {
+  let k = ${WG_INDEX} * ${WG}u + lid;
+  if (k >= u.K) { return; }
+  let n = f32(u.M) * ${o.vec}.0;
+  let shift = ${o.center ? first(o.vec, "k") : "0.0"};
+  var s = 0.0;
+  var q = 0.0;
+  ${pass}
+  let vr = q / n;
+  stats[k] = vec4<f32>(shift, cm, 1.0 / sqrt(vr + u.eps), vr);
 }
 `;
     return { bindings, source };
