@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `normkit lab --quick --device webgpu` on SwiftShader (Dawn for Node on a CPU Vulkan driver): the
 # lab's quick protocol trained on the GPU path end to end, then its results.json and report checked.
-# Slow on a CPU (about a quarter of an hour on 2 cores): a correctness run, not a benchmark.
+# Slow on a CPU (about 8 minutes on 2 cores): a correctness run, not a benchmark.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="$(mktemp -d)/lab-webgpu"
