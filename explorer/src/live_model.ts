@@ -193,11 +193,11 @@ export class LiveModel {
   }
 
   /**
-   * The whole pipeline on the CPU: conv, then the four layers. Returns also the conv output for the
-   * WebGPU path. Statistics rows are the tracked image's (sample 0): normkit's statistic index for
-   * per-sample methods is n * groups + g, so sample 0 owns the first `groups` entries.
+   * The whole pipeline on the CPU: conv, then the four layers. Statistics rows are the tracked
+   * image's (sample 0): normkit's statistic index for per-sample methods is n * groups + g, so
+   * sample 0 owns the first `groups` entries.
    */
-  private cpu(): { result: LiveResult; conv: Tensor } {
+  private cpu(): LiveResult {
     const conv = this.conv.forward(this.input(this.indices));
     const [, , H, W] = conv.shape as [number, number, number, number];
     const per = C * H * W;
@@ -227,7 +227,7 @@ export class LiveModel {
       backend: "cpu", indices: [...this.indices], raw: Float32Array.from(conv.data.subarray(0, per)), height: H, width: W, methods,
       running: { mean: this.running.mean.slice(), variance: this.running.variance.slice() }, bnMode: this.bnMode,
     };
-    return { result, conv };
+    return result;
   }
 
   /** A copy of a CPU layer (same class, options and state) on the GPU, made again when the layer or the device changes. */
@@ -257,7 +257,7 @@ export class LiveModel {
    */
   async compute(backend: Backend, gpu: GpuContext | null): Promise<LiveResult> {
     const start = this.bnStart();
-    const { result } = this.cpu();
+    const result = this.cpu();
     if (backend === "cpu" || !gpu) return result;
     const layers: Record<Method, Normalization> = { batch_norm: this.bn, layer_norm: this.ln, instance_norm: this.inorm, group_norm: this.gn };
     if (this.device?.ctx !== gpu) {

@@ -21,16 +21,27 @@ export interface LossResult {
  * logits [N, K]; labels: N integers in [0, K). `out`, if given, receives dlogits (same shape and dtype
  * as logits) so a training loop can reuse one buffer.
  */
-export function softmaxCrossEntropy(logits: Tensor, labels: ArrayLike<number>, out?: Tensor): LossResult {
-  const ctx = "softmaxCrossEntropy";
+/** Logits must be a non-empty [N, K]; returns [N, K]. */
+function checkLogits(logits: Tensor, ctx: string): [number, number] {
   if (logits.rank !== 2) throw new ShapeError("logits", "rank 2 [N, K]", `shape ${fmtShape(logits.shape)}`, ctx);
   const [N, K] = logits.shape as [number, number];
   if (N === 0 || K === 0) throw new ShapeError("logits", "a non-empty [N, K]", `shape ${fmtShape(logits.shape)}`, ctx);
+  return [N, K];
+}
+
+/** Host labels: N integers in [0, K). */
+function checkLabels(labels: ArrayLike<number>, N: number, K: number, ctx: string): void {
   if (labels.length !== N) throw new ShapeError("labels", `${N} labels (one per row of logits)`, `${labels.length}`, ctx);
   for (let n = 0; n < N; n++) {
     const y = labels[n]!;
     if (!Number.isInteger(y) || y < 0 || y >= K) throw new ConfigError(`labels[${n}]`, `an integer in [0, ${K})`, String(y), ctx);
   }
+}
+
+export function softmaxCrossEntropy(logits: Tensor, labels: ArrayLike<number>, out?: Tensor): LossResult {
+  const ctx = "softmaxCrossEntropy";
+  const [N, K] = checkLogits(logits, ctx);
+  checkLabels(labels, N, K, ctx);
   if (out && (out.dtype !== logits.dtype || out.size !== logits.size)) {
     throw new ShapeError("out", `a ${logits.dtype} tensor of shape ${fmtShape(logits.shape)}`, `${out.dtype} ${fmtShape(out.shape)}`, ctx);
   }
@@ -54,20 +65,14 @@ export interface CrossEntropyOptions {
 export function crossEntropyLoss(logits: Tensor, labels: ArrayLike<number> | Tensor, options: CrossEntropyOptions = {}): { loss: Tensor; dlogits: Tensor } {
   const ctx = "crossEntropyLoss";
   const device = deviceOf(logits, ctx);
-  if (logits.rank !== 2) throw new ShapeError("logits", "rank 2 [N, K]", `shape ${fmtShape(logits.shape)}`, ctx);
-  const [N, K] = logits.shape as [number, number];
-  if (N === 0 || K === 0) throw new ShapeError("logits", "a non-empty [N, K]", `shape ${fmtShape(logits.shape)}`, ctx);
+  const [N, K] = checkLogits(logits, ctx);
   let y: Tensor;
   if (labels instanceof Tensor) {
     if (!device.holds(labels)) throw new DeviceError("labels", `a tensor on ${device.label} (the logits' device)`, `a tensor on ${labels.device}`, ctx);
     if (labels.size !== N) throw new ShapeError("labels", `${N} labels (one per row of logits)`, `${labels.size}`, ctx);
     y = labels;
   } else {
-    if (labels.length !== N) throw new ShapeError("labels", `${N} labels (one per row of logits)`, `${labels.length}`, ctx);
-    for (let n = 0; n < N; n++) {
-      const v = labels[n]!;
-      if (!Number.isInteger(v) || v < 0 || v >= K) throw new ConfigError(`labels[${n}]`, `an integer in [0, ${K})`, String(v), ctx);
-    }
+    checkLabels(labels, N, K, ctx);
     y = device.upload(Tensor.from(labels, [N], logits.dtype), logits.dtype);
   }
   for (const [name, t, shape] of [["dlogits", options.dlogits, logits.shape], ["loss", options.loss, []]] as const) {

@@ -29,7 +29,6 @@ export interface Stats {
 
 /** Reusable temporary storage of one caller (a layer); one per layer keeps calls re-entrant. */
 export interface Scratch {
-  readonly kind: "scratch";
   /** Frees its device memory now. Not used after. */
   destroy(): void;
 }

@@ -58,7 +58,7 @@ export function pool2dGeometry(planes: number, H: number, W: number, kh: number,
 
 /** Temporary storage of one caller (a layer), grown on demand; opaque. */
 export interface Workspace {
-  readonly kind: "workspace";
+  /** Frees its device memory now. Not used after. */
   destroy(): void;
 }
 

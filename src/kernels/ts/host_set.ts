@@ -31,7 +31,6 @@ export class HostStats implements HostStatsArrays {
 
 /** Backward accumulators of one layer, grown on demand. */
 export class HostScratch implements Scratch {
-  readonly kind = "scratch" as const;
   private scratch: BackwardScratch | null = null;
   /** Room for `stats` statistics and `affine` parameter entries. */
   backward(stats: number, affine: number): BackwardScratch {

@@ -14,7 +14,6 @@ import { softmaxCrossEntropyKernel } from "./loss.js";
 import { weightNormBackward, weightNormForward } from "./weight_norm.js";
 
 class HostWorkspace implements Workspace {
-  readonly kind = "workspace" as const;
   private f64 = new Float64Array(0);
   /** A float64 scratch of at least n values (contents unspecified). */
   get(n: number): Float64Array {

@@ -31,14 +31,6 @@ class GpuStatsObject implements Stats, GpuStats {
   }
 }
 
-class GpuScratchObject implements Scratch {
-  readonly kind = "scratch" as const;
-  constructor(readonly buffers: GpuScratchBuffers) {}
-  destroy(): void {
-    this.buffers.destroy();
-  }
-}
-
 /** Switchable Norm's per-(n, c) work on the GPU: the instance statistics, the mixed ones, and one buffer of the rest. */
 class GpuSwitchWork implements SwitchWork {
   readonly inStats: GpuStats;
@@ -71,7 +63,7 @@ export class WebGpuKernelSet implements NormKernels<GpuTensor> {
     return new GpuStatsObject(this.ctx, count);
   }
   createScratch(): Scratch {
-    return new GpuScratchObject(new GpuScratchBuffers(this.ctx));
+    return new GpuScratchBuffers(this.ctx); // the engine's named buffers: a Scratch of the contract as it is
   }
   createSwitchWork(N: number, C: number): SwitchWork {
     return new GpuSwitchWork(this.ctx, N, C);
@@ -82,7 +74,7 @@ export class WebGpuKernelSet implements NormKernels<GpuTensor> {
     const running: GpuRunning | null = r ? { mean: r.mean, var: r.variance, policy: r.policy, factor: r.factor } : null;
     this.ctx.submit(this.engine.forwardTrain(
       o.y, o.x, o.plan.shape, o.plan.cfg, o.eps, o.affine, o.weight, o.bias, o.stats as GpuStatsObject,
-      running, (o.scratch as GpuScratchObject).buffers,
+      running, (o.scratch as GpuScratchBuffers),
     ));
   }
 
@@ -99,7 +91,7 @@ export class WebGpuKernelSet implements NormKernels<GpuTensor> {
   backward(o: BackwardArgs<GpuTensor>): void {
     this.ctx.submit(this.engine.normalizeBackward(
       o.dx, o.dweight, o.dbias, o.dy, o.x, o.plan.shape, o.plan.cfg, o.stats as GpuStatsObject,
-      o.affine, o.weight, o.fixedStats, (o.scratch as GpuScratchObject).buffers,
+      o.affine, o.weight, o.fixedStats, (o.scratch as GpuScratchBuffers),
     ));
   }
 
@@ -118,7 +110,7 @@ export class WebGpuKernelSet implements NormKernels<GpuTensor> {
 
   switchForward(o: SwitchForwardArgs<GpuTensor>): void {
     const wk = o.work as GpuSwitchWork;
-    const scratch = (o.scratch as GpuScratchObject).buffers;
+    const scratch = (o.scratch as GpuScratchBuffers);
     const x = o.x;
     const u = this.switchUniforms(o.plan, o.config, o.bnFromBatch, 1);
     const bn = o.config.index.bn >= 0;
@@ -133,7 +125,7 @@ export class WebGpuKernelSet implements NormKernels<GpuTensor> {
 
   switchBackward(o: SwitchBackwardArgs<GpuTensor>): void {
     const wk = o.work as GpuSwitchWork;
-    const scratch = (o.scratch as GpuScratchObject).buffers;
+    const scratch = (o.scratch as GpuScratchBuffers);
     const { N, C } = o.plan.shape;
     // row sums Σ dy, Σ dy (x - mu) per (n, c), and dweight / dbias (accumulated)
     const run = this.engine.normalizeBackward(

@@ -18,14 +18,6 @@ import {
   maxPoolBackwardProgram, maxPoolForwardProgram, meanProgram, reluBackwardProgram, reluForwardProgram, sgdProgram,
 } from "./kernels/ops.js";
 
-class GpuWorkspace implements Workspace {
-  readonly kind = "workspace" as const;
-  constructor(readonly buffers: Scratch) {}
-  destroy(): void {
-    this.buffers.destroy();
-  }
-}
-
 class GpuIndices implements Indices {
   readonly buffer: GPUBuffer;
   constructor(ctx: GpuContext, readonly count: number) {
@@ -59,7 +51,7 @@ export class WebGpuOps implements OpKernels<GpuTensor> {
   }
 
   createWorkspace(): Workspace {
-    return new GpuWorkspace(new Scratch(this.ctx));
+    return new Scratch(this.ctx); // the engine's named buffers serve as a Workspace
   }
   createIndices(count: number): Indices {
     return new GpuIndices(this.ctx, count);
@@ -144,7 +136,7 @@ export class WebGpuOps implements OpKernels<GpuTensor> {
 
   crossEntropy(o: A<"crossEntropy">): void {
     const [N, K] = o.logits.shape as [number, number];
-    const rows = (o.workspace as GpuWorkspace).buffers.get("rows", N * 4);
+    const rows = (o.workspace as Scratch).get("rows", N * 4);
     this.run([
       this.ctx.prepare(crossEntropyRowsProgram() as never, { count: N, K } as never, [o.logits.buffer, o.labels.buffer, o.dlogits.buffer, rows], groups(N)),
       this.ctx.prepare(meanProgram() as never, { count: N } as never, [rows, o.loss.buffer], 1),
@@ -152,11 +144,11 @@ export class WebGpuOps implements OpKernels<GpuTensor> {
   }
 
   weightNorm(o: A<"weightNorm">): void {
-    const norms = (o.state as GpuWorkspace).buffers.get("norms", o.groups * 8);
+    const norms = (o.state as Scratch).get("norms", o.groups * 8);
     this.run(weightNormForward(this.ctx, o.weight, norms, o.g, o.v, o.groups, o.size));
   }
   weightNormBackward(o: A<"weightNormBackward">): void {
-    const norms = (o.state as GpuWorkspace).buffers.get("norms", o.groups * 8);
+    const norms = (o.state as Scratch).get("norms", o.groups * 8);
     this.run(weightNormBackward(this.ctx, o.dg, o.dv, o.dweight, o.v, norms, o.groups, o.size));
   }
 
