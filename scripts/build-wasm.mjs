@@ -27,7 +27,7 @@ for (const { path, upToDate } of syncCallBlock({ root })) {
 }
 
 let wasm = null;
-const ENTRIES = ["assembly/norm.ts", "assembly/gemm.ts"];
+const ENTRIES = ["assembly/norm.ts", "assembly/gemm.ts", "assembly/elementwise.ts"];
 const { error, stderr } = await asc.main([...ENTRIES, ...FLAGS, "--outFile", "norm.wasm"], {
   baseDir: root,
   writeFile(name, contents) {

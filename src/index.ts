@@ -47,8 +47,8 @@ export type { CosineLinearOptions, CosineConv2dOptions } from "./nn/cosine_norm.
 export { mulberry32, uniform } from "./rng.js";
 
 // the training stack (host and WebGPU)
-export { Sequential, ReLU, Flatten, MaxPool2d, AvgPool2d, GlobalAvgPool2d } from "./nn/basic.js";
-export type { LayerOptions, Pool2dOptions } from "./nn/basic.js";
+export { Sequential, ReLU, Flatten, MaxPool2d, AvgPool2d, GlobalAvgPool2d, ReuseOutputs, ReusedBuffer } from "./nn/basic.js";
+export type { LayerOptions, Pool2dOptions, OutputTaking } from "./nn/basic.js";
 export { softmaxCrossEntropy, crossEntropyLoss } from "./nn/loss.js";
 export type { LossResult, CrossEntropyOptions } from "./nn/loss.js";
 export { SGD, Adam } from "./nn/optim.js";

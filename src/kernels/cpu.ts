@@ -3,8 +3,30 @@ import { DeviceError } from "../errors.js";
 import type { DType, Tensor as TensorType } from "../tensor.js";
 import { Tensor } from "../tensor.js";
 import type { Device } from "./contract/device.js";
-import { cpuKernels } from "./registry.js";
+import { cpuKernels, getKernelMode } from "./registry.js";
 import { hostOps } from "./ts/ops_set.js";
+import { WasmTensor } from "./wasm/wasm_tensor.js";
+
+/** float32 tensors up to this size live in the WebAssembly memory (bigger ones on the JS heap). */
+const RESIDENT_MAX_BYTES = 2 ** 28;
+
+/**
+ * A zero tensor of the host. float32 storage goes into the WebAssembly kernels' shared memory where
+ * that exists (and the kernel mode is not "ts"), so the WebAssembly kernels work on it in place —
+ * activations and gradients made by the layers never cross into and out of that memory per call.
+ * It is an ordinary Tensor either way; a full memory falls back to the JS heap.
+ */
+function hostZeros(shape: readonly number[], dtype: DType): Tensor {
+  if (dtype === "float32" && getKernelMode() !== "ts") {
+    let n = 1;
+    for (const d of shape) n *= d;
+    if (n > 0 && n * 4 <= RESIDENT_MAX_BYTES) {
+      const t = WasmTensor.zerosOrNull(shape);
+      if (t) return t;
+    }
+  }
+  return Tensor.zeros(shape, dtype);
+}
 
 function hostOnly(t: TensorType, where: string): TensorType {
   if (!t.isHost) throw new DeviceError("tensor", "a host tensor", `a tensor on ${t.device}`, where);
@@ -26,7 +48,7 @@ export const cpu: Device<Tensor> = Object.freeze({
   kernels: cpuKernels,
   ops: hostOps,
   holds: (t: TensorType) => t.isHost,
-  zeros: (shape: readonly number[], dtype: DType) => Tensor.zeros(shape, dtype),
+  zeros: hostZeros,
   upload: (t: TensorType, dtype?: DType) => hostOnly(t, "cpu.upload").clone(dtype ?? t.dtype),
   download: async (t: TensorType, dtype?: DType) => hostOnly(t, "cpu.download").clone(dtype ?? t.dtype),
   fill: (t: TensorType, value: number) => void t.data.fill(value),

@@ -102,7 +102,8 @@ export function buildModel(arch: Arch, method: Method, seed: number, dtype: DTyp
   const rng = mulberry32(seed);
   const layers: Module[] = [];
   const switchable: SwitchableNorm[] = [];
-  const wrap = (m: Conv2d | Linear): Module => (method === "weight_norm" ? new WeightNorm(m) : m);
+  // Conv2d and Linear take caller outputs: reuse them across steps, as the norm layers' below
+  const wrap = (m: Conv2d | Linear): Module => (method === "weight_norm" ? new WeightNorm(m) : new ReuseOutputs(m));
   const conv = (cin: number, cout: number): Module =>
     method === "cosine_norm"
       ? new CosineConv2d({ inChannels: cin, outChannels: cout, kernelSize: 3, padding: 1, rng, dtype })

@@ -302,10 +302,15 @@ export class Sequential extends Module {
   }
 }
 
-/** A layer whose forward and backward can write into a caller-provided output (the norm layers). */
+/**
+ * A layer whose forward and backward can write into a caller-provided output (the norm layers,
+ * Conv2d, Linear). `outputShape` gives y's shape for an input shape where it differs from it.
+ */
 export interface OutputTaking extends Module {
   forward(x: Tensor, out?: Tensor): Tensor;
   backward(dy: Tensor, out?: Tensor): Tensor;
+  outputShape?(xShape: readonly number[]): number[];
+  backwardParams?(dy: Tensor): void;
 }
 
 /**
@@ -316,20 +321,40 @@ export interface OutputTaking extends Module {
  */
 export class ReuseOutputs extends Module {
   readonly inner: OutputTaking;
-  private y: Tensor | null = null;
-  private dx: Tensor | null = null;
+  private readonly y: ReusedBuffer;
+  private readonly dx: ReusedBuffer;
+  /** The last forward's input shape: dx's. */
+  private xShape: readonly number[] | null = null;
   constructor(inner: OutputTaking) {
     super(inner.dtype);
     this.inner = inner;
     this.training = inner.training;
+    this.y = new ReusedBuffer(inner.dtype);
+    this.dx = new ReusedBuffer(inner.dtype);
   }
   forward(x: Tensor): Tensor {
-    if (!this.y || !sameShape(this.y.shape, x.shape) || !this.device.holds(this.y)) this.y = this.device.zeros(x.shape, this.dtype);
-    return this.inner.forward(x, this.y);
+    // a shape the inner layer rejects is its error to report: hand it no output then
+    this.xShape = null;
+    let shape: readonly number[] = x.shape;
+    if (this.inner.outputShape) {
+      try {
+        shape = this.inner.outputShape(x.shape);
+      } catch {
+        return this.inner.forward(x);
+      }
+    }
+    const y = this.inner.forward(x, this.y.get(this.device, shape));
+    this.xShape = x.shape;
+    return y;
   }
   backward(dy: Tensor): Tensor {
-    if (!this.dx || !sameShape(this.dx.shape, dy.shape) || !this.device.holds(this.dx)) this.dx = this.device.zeros(dy.shape, this.dtype);
-    return this.inner.backward(dy, this.dx);
+    // without a successful forward the inner layer reports the missing cache
+    return this.inner.backward(dy, this.xShape ? this.dx.get(this.device, this.xShape) : undefined);
+  }
+  /** The inner layer's backwardParams (no dx) where it has one, else its backward. */
+  backwardParams(dy: Tensor): void {
+    if (this.inner.backwardParams) this.inner.backwardParams(dy);
+    else this.backward(dy);
   }
   /** It holds no tensors of its own (its outputs follow the device): it goes wherever its layer can. */
   protected override deviceProblem(): string | null {

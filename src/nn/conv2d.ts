@@ -101,23 +101,35 @@ export class Conv2d extends Module {
     this.cache = null;
   }
 
-  forward(x: Tensor): Tensor {
+  /** [N, outChannels, Ho, Wo] for an input of shape [N, inChannels, H, W]. */
+  outputShape(xShape: readonly number[]): number[] {
+    const g = conv2dGeometry(xShape, this.outChannels, this.kernelSize, this.stride, this.padding);
+    return [g.N, g.O, g.Ho, g.Wo];
+  }
+
+  /** y, written into `out` when given (shape outputShape(x.shape), the layer's dtype and device). */
+  forward(x: Tensor, out?: Tensor): Tensor {
     this.checkDevice(x, "x", "forward");
     const g = convInputGeometry(x, this.dtype, this.inChannels, this.outChannels, this.kernelSize, this.stride, this.padding, "Conv2d.forward");
     const yShape = [g.N, g.O, g.Ho, g.Wo];
-    const y = this.device.zeros(yShape, this.dtype);
+    let y: Tensor;
+    if (out) {
+      this.checkOutput(out, { shape: yShape }, "forward");
+      y = out;
+    } else y = this.device.zeros(yShape, this.dtype);
     this.workspace ??= this.device.ops.createWorkspace();
     this.device.ops.conv2d({ y, x, weight: this.weight.value, bias: this.bias?.value ?? null, geometry: g, workspace: this.workspace });
     this.cache = { x, g, yShape };
     return y;
   }
 
-  /** Returns dx; accumulates (+=) into weight.grad and bias.grad. */
-  backward(dy: Tensor): Tensor {
+  /** Returns dx (written into `out` when given: x's shape); accumulates (+=) into weight.grad and bias.grad. */
+  backward(dy: Tensor, out?: Tensor): Tensor {
     const c = requireCache(this.cache, "Conv2d");
     this.checkDevice(dy, "dy", "backward");
     checkGradShape(dy, c.yShape, this.dtype, "Conv2d.backward");
-    const dx = this.device.zeros(c.x.shape, this.dtype);
+    if (out) this.checkOutput(out, c.x, "backward");
+    const dx = out ?? this.device.zeros(c.x.shape, this.dtype);
     this.gradients(dx, dy, c);
     return dx;
   }

@@ -58,7 +58,13 @@ export class Linear extends Module {
     return null;
   }
 
-  forward(x: Tensor): Tensor {
+  /** The input's shape with the last axis outFeatures. */
+  outputShape(xShape: readonly number[]): number[] {
+    return [...xShape.slice(0, -1), this.outFeatures];
+  }
+
+  /** y, written into `out` when given (shape outputShape(x.shape), the layer's dtype and device). */
+  forward(x: Tensor, out?: Tensor): Tensor {
     const ctx = "Linear.forward";
     this.checkDevice(x, "x", "forward");
     checkDTypeOf(x, this.dtype, ctx);
@@ -68,18 +74,23 @@ export class Linear extends Module {
     }
     const rows = x.size / this.inFeatures;
     const yShape = [...x.shape.slice(0, -1), this.outFeatures];
-    const y = this.device.zeros(yShape, this.dtype);
+    let y: Tensor;
+    if (out) {
+      this.checkOutput(out, { shape: yShape }, "forward");
+      y = out;
+    } else y = this.device.zeros(yShape, this.dtype);
     this.device.ops.linear({ y, x, weight: this.weight.value, bias: this.bias?.value ?? null, rows, inF: this.inFeatures, outF: this.outFeatures });
     this.cache = { x, rows, yShape };
     return y;
   }
 
-  /** Returns dx; accumulates (+=) into weight.grad and bias.grad. */
-  backward(dy: Tensor): Tensor {
+  /** Returns dx (written into `out` when given: x's shape); accumulates (+=) into weight.grad and bias.grad. */
+  backward(dy: Tensor, out?: Tensor): Tensor {
     const c = requireCache(this.cache, "Linear");
     this.checkDevice(dy, "dy", "backward");
     checkGradShape(dy, c.yShape, this.dtype, "Linear.backward");
-    const dx = this.device.zeros(c.x.shape, this.dtype);
+    if (out) this.checkOutput(out, c.x, "backward");
+    const dx = out ?? this.device.zeros(c.x.shape, this.dtype);
     this.gradients(dx, dy, c);
     return dx;
   }

@@ -146,7 +146,7 @@ export abstract class Module {
   }
 
   /** Checks a caller-provided output: on this module's device, the shape of `like`, the module's dtype. */
-  protected checkOutput(out: Tensor, like: Tensor, method: string): void {
+  protected checkOutput(out: Tensor, like: { readonly shape: readonly number[] }, method: string): void {
     this.checkDevice(out, "out", method);
     if (!sameShape(out.shape, like.shape) || out.dtype !== this.dtype) {
       throw new ShapeError("out", `a ${this.dtype} tensor of shape ${fmtShape(like.shape)}`, `${out.dtype} ${fmtShape(out.shape)}`, `${this.constructor.name}.${method}`);

@@ -12,6 +12,7 @@ import { avgPool2dBackward, avgPool2dForward, maxPool2dBackward, maxPool2dForwar
 import { reluBackward, reluForward } from "./relu.js";
 import { softmaxCrossEntropyKernel } from "./loss.js";
 import { weightNormBackward, weightNormForward } from "./weight_norm.js";
+import { wasmElementwise } from "../wasm/elementwise.js";
 
 class HostWorkspace implements Workspace {
   private f64 = new Float64Array(0);
@@ -31,12 +32,24 @@ function weightNormState(w: Workspace, R: number, S: number): { vhat: Float64Arr
   return { vhat: f.subarray(0, R * S), gOverN: f.subarray(R * S, R * S + R) };
 }
 
+/** Max pooling's argmax: in the WebAssembly memory where the element-wise kernels run, else on the JS heap. */
 class HostIndices implements Indices {
-  readonly data: Int32Array;
+  data: Int32Array;
   constructor(readonly count: number) {
-    this.data = new Int32Array(count);
+    this.data = wasmElementwise()?.indices(count) ?? new Int32Array(count);
   }
-  destroy(): void {}
+  destroy(): void {
+    wasmElementwise()?.freeIndices(this.data);
+    this.data = new Int32Array(0);
+  }
+}
+
+/** The WebAssembly element-wise kernels when every operand is a float32 array resident in their memory. */
+function residentF32(...arrays: ArrayBufferView[]) {
+  const w = wasmElementwise();
+  if (w === null) return null;
+  for (const a of arrays) if (!(a instanceof Float32Array || a instanceof Int32Array)) return null;
+  return w.resident(...arrays) ? w : null;
 }
 
 const dataOf = (t: Tensor | null): FloatArray | null => (t === null ? null : t.data);
@@ -59,15 +72,33 @@ export const hostOps: OpKernels<Tensor> = {
       (o.workspace as HostWorkspace).get(conv2dScratchSize(o.geometry)), true);
   },
 
-  relu: (o) => void reluForward(o.y.data, o.x.data),
-  reluBackward: (o) => void reluBackward(o.dx.data, o.dy.data, o.x.data),
+  relu(o) {
+    const w = residentF32(o.y.data, o.x.data);
+    if (w) w.relu(o.y.data as Float32Array, o.x.data as Float32Array);
+    else reluForward(o.y.data, o.x.data);
+  },
+  reluBackward(o) {
+    const w = residentF32(o.dx.data, o.dy.data, o.x.data);
+    if (w) w.reluBackward(o.dx.data as Float32Array, o.dy.data as Float32Array, o.x.data as Float32Array);
+    else reluBackward(o.dx.data, o.dy.data, o.x.data);
+  },
 
   maxPool2d(o) {
     const g = o.geometry;
+    const argmax = (o.argmax as HostIndices).data;
     const fast = g.kh === 2 && g.kw === 2 && g.sh === 2 && g.sw === 2;
-    (fast ? maxPool2x2Forward : maxPool2dForward)(o.y.data, (o.argmax as HostIndices).data, o.x.data, g);
+    const w = fast ? residentF32(o.y.data, o.x.data, argmax) : null;
+    if (w) w.maxPool2x2(o.y.data as Float32Array, argmax, o.x.data as Float32Array, g);
+    else (fast ? maxPool2x2Forward : maxPool2dForward)(o.y.data, argmax, o.x.data, g);
   },
-  maxPool2dBackward: (o) => void maxPool2dBackward(o.dx.data, o.dy.data, (o.argmax as HostIndices).data, o.dy.size),
+  maxPool2dBackward(o) {
+    const g = o.geometry;
+    const argmax = (o.argmax as HostIndices).data;
+    const disjoint = g.sh >= g.kh && g.sw >= g.kw;
+    const w = disjoint ? residentF32(o.dx.data, o.dy.data, argmax) : null;
+    if (w) w.maxPoolBackwardDisjoint(o.dx.data as Float32Array, o.dy.data as Float32Array, argmax, g);
+    else maxPool2dBackward(o.dx.data, o.dy.data, argmax, o.dy.size);
+  },
   avgPool2d: (o) => void avgPool2dForward(o.y.data, o.x.data, o.geometry),
   avgPool2dBackward: (o) => void avgPool2dBackward(o.dx.data, o.dy.data, o.geometry),
 

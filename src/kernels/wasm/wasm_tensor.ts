@@ -45,6 +45,28 @@ export class WasmTensor extends Tensor {
     return t;
   }
 
+  /**
+   * A zero-filled float32 tensor in the WebAssembly memory, or null where it cannot be there (no
+   * shared memory, or the memory is full): for callers with a fallback of their own.
+   */
+  static zerosOrNull(shape: readonly number[]): WasmTensor | null {
+    const rt = wasmRuntime();
+    if (!rt || !rt.shared) return null;
+    const n = sizeOf(shape);
+    let ptr: number;
+    try {
+      ptr = rt.alloc(n * 4);
+    } catch (e) {
+      if (e instanceof RangeError) return null;
+      throw e;
+    }
+    const data = new Float32Array(rt.buffer, ptr, n);
+    data.fill(0);
+    const t = new WasmTensor(data, shape, ptr);
+    registry?.register(data, ptr, t);
+    return t;
+  }
+
   /** A copy of `src` (a Tensor, or values with a shape) in the WebAssembly memory. */
   static override from(src: Tensor | ArrayLike<number>, shape?: readonly number[]): WasmTensor {
     const sh = src instanceof Tensor ? (shape ?? src.shape) : shape;

@@ -1,0 +1,117 @@
+/**
+ * Element-wise and pooling kernels of the training stack (WebAssembly SIMD, f32x4), for operands
+ * resident in the kernels' memory (src/kernels/wasm/elementwise.ts calls them; the TypeScript kernels
+ * of src/kernels/ts/relu.ts and pool.ts are the reference they match bit for bit). Each takes a
+ * range [i0, i1) of its work so that a call can be split across threads. Pointers are byte addresses.
+ */
+
+/**
+ * ReLU on the IEEE bit patterns, as src/kernels/ts/relu.ts:
+ *   y  = x & ~(x >> 31)            (sign bit set → +0; x ≥ 0 and +NaN kept)
+ *   dx = dy & ((~x & −x) >> 31)    (all ones exactly when x's int32 pattern is > 0, i.e. x > 0)
+ * over elements [i0, i1).
+ */
+export function reluFwd(y: usize, x: usize, i0: i32, i1: i32): void {
+  let i = i0;
+  for (; i + 4 <= i1; i += 4) {
+    const o = <usize>i << 2;
+    const v = v128.load(x + o);
+    v128.store(y + o, v128.andnot(v, i32x4.shr_s(v, 31)));
+  }
+  for (; i < i1; i++) {
+    const o = <usize>i << 2;
+    const b = load<i32>(x + o);
+    store<i32>(y + o, b & ~(b >> 31));
+  }
+}
+
+export function reluBwd(dx: usize, dy: usize, x: usize, i0: i32, i1: i32): void {
+  let i = i0;
+  for (; i + 4 <= i1; i += 4) {
+    const o = <usize>i << 2;
+    const v = v128.load(x + o);
+    const m = i32x4.shr_s(v128.and(v128.not(v), i32x4.neg(v)), 31);
+    v128.store(dx + o, v128.and(v128.load(dy + o), m));
+  }
+  for (; i < i1; i++) {
+    const o = <usize>i << 2;
+    const b = load<i32>(x + o);
+    store<i32>(dx + o, load<i32>(dy + o) & ((~b & -b) >> 31));
+  }
+}
+
+/** Lanes where v replaces the best so far: v > best, or v is NaN and best is not (NaN wins; first maximum kept). */
+@inline function takes(v: v128, best: v128): v128 {
+  return v128.or(f32x4.gt(v, best), v128.andnot(f32x4.ne(v, v), f32x4.ne(best, best)));
+}
+
+@inline function takes1(v: f32, best: f32): bool {
+  return v > best || (v != v && best == best);
+}
+
+/**
+ * 2×2 max pooling, stride 2, over planes [q0, q1) of H×W (output Ho×Wo each, Ho = ⌊H/2⌋, Wo = ⌊W/2⌋):
+ * y = the window's maximum, argmax = its flat input index (i32), the first maximum in row-major window
+ * order as PyTorch; NaN wins.
+ */
+export function maxPool2x2Fwd(y: usize, argmax: usize, x: usize, H: i32, W: i32, Ho: i32, Wo: i32, q0: i32, q1: i32): void {
+  const lane = i32x4(0, 2, 4, 6);
+  for (let q = q0; q < q1; q++) {
+    const base = q * H * W;
+    let o = q * Ho * Wo;
+    for (let oh = 0; oh < Ho; oh++) {
+      const r0 = base + 2 * oh * W; // flat index of the window row pair's first element
+      let ow = 0;
+      for (; ow + 4 <= Wo && 2 * ow + 8 <= W; ow += 4, o += 4) {
+        const t = r0 + 2 * ow;
+        const p0 = x + (<usize>t << 2), p1 = x + (<usize>(t + W) << 2);
+        const a0 = v128.load(p0), a1 = v128.load(p0, 16), b0 = v128.load(p1), b1 = v128.load(p1, 16);
+        const i00 = i32x4.add(i32x4.splat(t), lane);
+        // window order: (0,0) (0,1) (1,0) (1,1)
+        let best = v128.shuffle<f32>(a0, a1, 0, 2, 4, 6);
+        let idx = i00;
+        let v = v128.shuffle<f32>(a0, a1, 1, 3, 5, 7);
+        let m = takes(v, best);
+        best = v128.bitselect(v, best, m);
+        idx = v128.bitselect(i32x4.add(i00, i32x4.splat(1)), idx, m);
+        v = v128.shuffle<f32>(b0, b1, 0, 2, 4, 6);
+        m = takes(v, best);
+        best = v128.bitselect(v, best, m);
+        idx = v128.bitselect(i32x4.add(i00, i32x4.splat(W)), idx, m);
+        v = v128.shuffle<f32>(b0, b1, 1, 3, 5, 7);
+        m = takes(v, best);
+        best = v128.bitselect(v, best, m);
+        idx = v128.bitselect(i32x4.add(i00, i32x4.splat(W + 1)), idx, m);
+        v128.store(y + (<usize>o << 2), best);
+        v128.store(argmax + (<usize>o << 2), idx);
+      }
+      for (; ow < Wo; ow++, o++) {
+        const t = r0 + 2 * ow;
+        let best = load<f32>(x + (<usize>t << 2));
+        let bi = t;
+        let v = load<f32>(x + (<usize>(t + 1) << 2));
+        if (takes1(v, best)) { best = v; bi = t + 1; }
+        v = load<f32>(x + (<usize>(t + W) << 2));
+        if (takes1(v, best)) { best = v; bi = t + W; }
+        v = load<f32>(x + (<usize>(t + W + 1) << 2));
+        if (takes1(v, best)) { best = v; bi = t + W + 1; }
+        store<f32>(y + (<usize>o << 2), best);
+        store<i32>(argmax + (<usize>o << 2), bi);
+      }
+    }
+  }
+}
+
+/**
+ * Max pooling's backward for windows that do not overlap (stride ≥ kernel), over planes [q0, q1):
+ * dx = 0 on the planes' S = H·W inputs, then dx[argmax[o]] = dy[o] for their outputs (R per plane).
+ */
+export function maxPoolBwdDisjoint(dx: usize, dy: usize, argmax: usize, S: i32, R: i32, q0: i32, q1: i32): void {
+  const s0 = <usize>q0 * <usize>S, s1 = <usize>q1 * <usize>S;
+  memory.fill(dx + (s0 << 2), 0, (s1 - s0) << 2);
+  const o1 = q1 * R;
+  for (let o = q0 * R; o < o1; o++) {
+    const a = load<i32>(argmax + (<usize>o << 2));
+    store<f32>(dx + (<usize>a << 2), load<f32>(dy + (<usize>o << 2)));
+  }
+}
