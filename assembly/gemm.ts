@@ -287,25 +287,41 @@ export function im2col(
   }
 }
 
-/** The adjoint of im2col as a gather: dx[c,ih,iw] (+)= Σ col entries that read x[c,ih,iw]. */
+/** The adjoint of im2col: dx[c,ih,iw] (+)= Σ col entries that read x[c,ih,iw] (stride 1: a scatter of rows; else a gather). */
 export function col2im(
   dx: usize, col: usize, C: i32, H: i32, W: i32, kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, Ho: i32, Wo: i32,
   acc: bool,
 ): void {
   const P = Ho * Wo;
   if (sh === 1 && sw === 1) {
+    // stride 1 as a scatter of whole rows: dx[c, oh + i − ph, ow + j − pw] += col[(c,i,j), (oh, ow)],
+    // each (row of col, oh) a contiguous run of ow — SIMD adds instead of a 9-way gather per pixel
+    const HW = H * W;
+    if (!acc) zero(dx, C * HW);
+    let q = col;
     for (let c = 0; c < C; c++) {
-      for (let ih = 0; ih < H; ih++) {
-        const i0 = max(0, ih + ph - Ho + 1), i1 = min(kh - 1, ih + ph);
-        const d = dx + (<usize>((c * H + ih) * W) << 2);
-        for (let iw = 0; iw < W; iw++) {
-          const j0 = max(0, iw + pw - Wo + 1), j1 = min(kw - 1, iw + pw);
-          let s: f32 = 0;
-          for (let i = i0; i <= i1; i++) {
-            const base = (c * kh + i) * kw * P + (ih + ph - i) * Wo + iw + pw;
-            for (let j = j0; j <= j1; j++) s += load<f32>(col + (<usize>(base + j * P - j) << 2));
+      const dc = dx + (<usize>(c * HW) << 2);
+      for (let i = 0; i < kh; i++) {
+        for (let j = 0; j < kw; j++, q += <usize>P << 2) {
+          // ow with iw = ow + j − pw in [0, W)
+          const ow0 = max(0, pw - j), ow1 = min(Wo, W + pw - j);
+          if (ow1 <= ow0) continue;
+          const len = ow1 - ow0;
+          for (let oh = 0; oh < Ho; oh++) {
+            const ih = oh + i - ph;
+            if (ih < 0 || ih >= H) continue;
+            const src = q + (<usize>(oh * Wo + ow0) << 2);
+            const dst = dc + (<usize>(ih * W + ow0 + j - pw) << 2);
+            let t = 0;
+            for (; t + 4 <= len; t += 4) {
+              const o = <usize>t << 2;
+              v128.store(dst + o, f32x4.add(v128.load(dst + o), v128.load(src + o)));
+            }
+            for (; t < len; t++) {
+              const o = <usize>t << 2;
+              store<f32>(dst + o, load<f32>(dst + o) + load<f32>(src + o));
+            }
           }
-          st1(d + (<usize>iw << 2), s, acc);
         }
       }
     }
