@@ -3,7 +3,7 @@
 // The JS side's indices are in src/kernels/wasm/call_block.ts, from the same description.
 
 /** Bytes of the call block. */
-export const BLK_BYTES: i32 = 128;
+export const BLK_BYTES: i32 = 192;
 
 // ---- fields: byte offsets from the block's address ----
 /** i32: the op (OP_*) */
@@ -66,6 +66,38 @@ export const BLK_COMB_A: i32 = 116;
 export const BLK_COMB_B: i32 = 120;
 /** i32: combine: D, f64[K] */
 export const BLK_COMB_D: i32 = 124;
+/** i32: conv: input channels */
+export const BLK_CV_C: i32 = 128;
+/** i32: conv: input height */
+export const BLK_CV_H: i32 = 132;
+/** i32: conv: input width */
+export const BLK_CV_W: i32 = 136;
+/** i32: conv: output channels */
+export const BLK_CV_O: i32 = 140;
+/** i32: conv: kernel height */
+export const BLK_CV_KH: i32 = 144;
+/** i32: conv: kernel width */
+export const BLK_CV_KW: i32 = 148;
+/** i32: conv: stride along H */
+export const BLK_CV_SH: i32 = 152;
+/** i32: conv: stride along W */
+export const BLK_CV_SW: i32 = 156;
+/** i32: conv: zero padding along H */
+export const BLK_CV_PH: i32 = 160;
+/** i32: conv: zero padding along W */
+export const BLK_CV_PW: i32 = 164;
+/** i32: conv: output height */
+export const BLK_CV_HO: i32 = 168;
+/** i32: conv: output width */
+export const BLK_CV_WO: i32 = 172;
+/** i32: conv: f32[T * C*kh*kw * Ho*Wo], one im2col matrix per thread */
+export const BLK_CV_COL: i32 = 176;
+/** i32: conv backward: f32[CHUNKS * O*C*kh*kw], one dweight partial per chunk (0 = no dweight) */
+export const BLK_CV_DW: i32 = 180;
+/** i32: conv backward: dx f32[N*C*H*W] (0 = no dx) */
+export const BLK_CV_DX: i32 = 184;
+/** i32: conv backward: f32[CHUNKS * O], one dbias partial per chunk (0 = no dbias) */
+export const BLK_CV_DB: i32 = 188;
 
 // ---- op codes (field OP) ----
 /** statistics, rstd and y in one pass */
@@ -78,6 +110,10 @@ export const OP_APPLY: i32 = 3;
 export const OP_BWD: i32 = 4;
 /** out (Y) = A_k * dy + B_k * (x - M_k) + D_k; M in MEAN, A, B, D in COMB_A, COMB_B, COMB_D */
 export const OP_COMBINE: i32 = 5;
+/** conv: y = W * im2col(x) + b over images (K = N of them; B = 0: no bias) */
+export const OP_CONV_FWD: i32 = 6;
+/** conv: per-chunk dW partials and dx = col2im(W^T dy) over images (K = N) */
+export const OP_CONV_BWD: i32 = 7;
 
 // ---- flag bits (field FLAGS) ----
 /** bit 0: subtract the mean (all but RMSNorm) */
@@ -86,3 +122,5 @@ export const F_CENTER: i32 = 1;
 export const F_ELEMENT: i32 = 2;
 /** bit 2: backward with constant statistics */
 export const F_FIXED: i32 = 4;
+/** bit 3: conv backward: dx += instead of = */
+export const F_ACCUMULATE: i32 = 8;

@@ -8,9 +8,11 @@ import { softmaxCrossEntropy } from "../dist/src/nn/loss.js";
 import { SGD } from "../dist/src/nn/optim.js";
 import { Tensor } from "../dist/src/tensor.js";
 import { mulberry32 } from "../dist/src/rng.js";
+import { backend } from "../dist/src/index.js";
 
-// normkit's training stack has no thread setting yet: every run is single-threaded, whatever `threads` says.
-export const THREADS_SUPPORTED = [1];
+// `threads`: one training run with that many intra-op threads (backend.configure({ threads }): Conv2d
+// splits its batch over them, the norm layers their statistic groups), as PyTorch's torch.set_num_threads.
+export const THREADS_SUPPORTED = [1, 2, 4, 8];
 
 function normal(rng) {
   const u = Math.max(rng(), 1e-12);
@@ -38,7 +40,9 @@ function state(method, batch) {
   return cache.get(key);
 }
 
-function run({ method, batch, seconds, min_steps }) {
+async function run({ method, batch, threads, seconds, min_steps }) {
+  if (backend.info().threads !== threads) await backend.configure({ threads });
+  if (backend.info().threads !== threads) throw new Error(`could not start ${threads} threads (have ${backend.info().threads})`);
   const { net, opt, data, dlogits } = state(method, batch);
   let steps = 0;
   let el = 0;

@@ -1,5 +1,5 @@
 // The JSON-lines protocol of bench:train's Node workers (bench/normkit_worker.mjs, bench/tfjs_worker.mjs):
-// print `ready`, then answer each {"cmd": "run", ...} line on stdin with run(cmd)'s result (or {error}),
+// print `ready`, then answer each {"cmd": "run", ...} line on stdin with (await run(cmd))'s result (or {error}),
 // until {"cmd": "exit"} or end of input.
 import { createInterface } from "node:readline";
 
@@ -12,7 +12,7 @@ export async function serve(ready, run) {
     if (cmd.cmd === "exit") break;
     let out;
     try {
-      out = cmd.cmd === "run" ? run(cmd) : { error: `unknown command ${cmd.cmd}` };
+      out = cmd.cmd === "run" ? await run(cmd) : { error: `unknown command ${cmd.cmd}` };
     } catch (e) {
       out = { error: String(e && e.message ? e.message : e) };
     }

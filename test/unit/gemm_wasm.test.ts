@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { WasmTensor, backend } from "../../src/index.js";
 import { conv2dBackward, conv2dForward, conv2dGeometry, conv2dScratchSize } from "../../src/kernels/ts/conv2d.js";
 import { linearBackward, linearForward } from "../../src/kernels/ts/linear.js";
+import { wasmRuntime } from "../../src/kernels/wasm/wasm.js";
 
 function rand(n: number, seed: number): Float32Array {
   const a = new Float32Array(n);
@@ -124,5 +125,35 @@ describe("WebAssembly GEMM path (Conv2d, Linear) vs TypeScript", { skip: availab
     const before = backend.info().wasmCalls;
     linearForward(new Float64Array(N * outF), Float64Array.from(rand(N * inF, 31)), Float64Array.from(rand(outF * inF, 32)), null, N, inF, outF);
     assert.equal(backend.info().wasmCalls, before);
+  });
+
+  it("splits a convolution over two threads: the same results as one thread (f32 rounding), and the same bits run to run", async () => {
+    const g = conv2dGeometry([16, 8, 14, 14], 16, [3, 3], [1, 1], [1, 1]);
+    const scratch = new Float64Array(conv2dScratchSize(g));
+    const x = WasmTensor.from(rand(16 * 8 * 196, 41), [16 * 8 * 196]).data;
+    const w = WasmTensor.from(rand(16 * g.K, 42), [16 * g.K]).data;
+    const b = rand(16, 43), dy = WasmTensor.from(rand(16 * 16 * g.P, 44), [16 * 16 * g.P]).data;
+    const run = () => {
+      const y = WasmTensor.zeros([16 * 16 * g.P]).data, dx = WasmTensor.zeros([x.length]).data, dw = rand(w.length, 45), db = new Float32Array(16);
+      conv2dForward(y, x, w, b, g, scratch);
+      conv2dBackward(dx, dw, db, dy, x, w, g, scratch, true);
+      return [y, dx, dw, db].map((a) => Array.from(a));
+    };
+    await backend.configure({ kernels: "wasm", threads: 1 });
+    const one = run();
+    await backend.configure({ threads: 2 });
+    try {
+      assert.equal(backend.info().threads, 2, "a worker started");
+      const rt = wasmRuntime()!;
+      rt.maxJoined = 1;
+      let two = run();
+      for (let i = 0; i < 50 && rt.maxJoined < 2; i++) two = run(); // a worker that is not scheduled in time is not waited for
+      assert.equal(rt.maxJoined, 2, "a call ran on two threads");
+      one.forEach((t, i) => assert.ok(maxRel(two[i]!, t) < TOL, `output ${i}: ${maxRel(two[i]!, t)}`));
+      const again = run();
+      assert.deepEqual(again, two, "chunk-ordered dweight sums: no dependence on which thread ran which chunk");
+    } finally {
+      await backend.shutdown();
+    }
   });
 });

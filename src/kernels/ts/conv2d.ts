@@ -173,6 +173,12 @@ export function conv2dBackward(
   dy: FloatArray, x: FloatArray, w: FloatArray, g: Conv2dGeometry, scratch: Float64Array, accumulate: boolean,
 ): void {
   const { N, C, H, W, O, K, P } = g;
+  const fast = dx !== null || dw !== null ? wasmGemmFor(N * (2 * C * H * W + O * P) + 2 * O * K + K * P, dx, dw, db, dy, x, w) : null;
+  if (fast) {
+    fast.conv2dBackward(dx as Float32Array | null, dw as Float32Array | null, db as Float32Array | null, dy as Float32Array,
+      x as Float32Array, w as Float32Array, g, accumulate);
+    return;
+  }
   if (db !== null) {
     for (let o = 0; o < O; o++) {
       let s = accumulate ? db[o] : 0;
@@ -184,12 +190,6 @@ export function conv2dBackward(
     }
   }
   if (dx === null && dw === null) return;
-  const fast = wasmGemmFor(N * (2 * C * H * W + O * P) + 2 * O * K + K * P, dx, dw, dy, x, w);
-  if (fast) {
-    fast.conv2dBackward(dx as Float32Array | null, dw as Float32Array | null, dy as Float32Array, x as Float32Array,
-      w as Float32Array, g, accumulate);
-    return;
-  }
   const { col, w64, dwAcc, dy64 } = regions(scratch, g);
   w64.set(w.subarray(0, O * K));
   if (dw !== null) for (let i = 0; i < O * K; i++) dwAcc[i] = accumulate ? dw[i]! : 0;

@@ -2,7 +2,7 @@
 // The call block's layout for the JS side; the kernels' byte offsets are in assembly/call_block.ts, from the same description.
 
 /** Bytes of the call block. */
-export const BLK_BYTES = 128;
+export const BLK_BYTES = 192;
 
 // ---- fields: I_* index Int32Array views ((block >> 2) + I_*), D_* Float64Array views ((block >> 3) + D_*) ----
 /** i32 at byte 0: the op (OP_*) */
@@ -65,6 +65,38 @@ export const I_COMB_A = 29;
 export const I_COMB_B = 30;
 /** i32 at byte 124: combine: D, f64[K] */
 export const I_COMB_D = 31;
+/** i32 at byte 128: conv: input channels */
+export const I_CV_C = 32;
+/** i32 at byte 132: conv: input height */
+export const I_CV_H = 33;
+/** i32 at byte 136: conv: input width */
+export const I_CV_W = 34;
+/** i32 at byte 140: conv: output channels */
+export const I_CV_O = 35;
+/** i32 at byte 144: conv: kernel height */
+export const I_CV_KH = 36;
+/** i32 at byte 148: conv: kernel width */
+export const I_CV_KW = 37;
+/** i32 at byte 152: conv: stride along H */
+export const I_CV_SH = 38;
+/** i32 at byte 156: conv: stride along W */
+export const I_CV_SW = 39;
+/** i32 at byte 160: conv: zero padding along H */
+export const I_CV_PH = 40;
+/** i32 at byte 164: conv: zero padding along W */
+export const I_CV_PW = 41;
+/** i32 at byte 168: conv: output height */
+export const I_CV_HO = 42;
+/** i32 at byte 172: conv: output width */
+export const I_CV_WO = 43;
+/** i32 at byte 176: conv: f32[T * C*kh*kw * Ho*Wo], one im2col matrix per thread */
+export const I_CV_COL = 44;
+/** i32 at byte 180: conv backward: f32[CHUNKS * O*C*kh*kw], one dweight partial per chunk (0 = no dweight) */
+export const I_CV_DW = 45;
+/** i32 at byte 184: conv backward: dx f32[N*C*H*W] (0 = no dx) */
+export const I_CV_DX = 46;
+/** i32 at byte 188: conv backward: f32[CHUNKS * O], one dbias partial per chunk (0 = no dbias) */
+export const I_CV_DB = 47;
 
 // ---- op codes (field OP) ----
 /** statistics, rstd and y in one pass */
@@ -77,6 +109,10 @@ export const OP_APPLY = 3;
 export const OP_BWD = 4;
 /** out (Y) = A_k * dy + B_k * (x - M_k) + D_k; M in MEAN, A, B, D in COMB_A, COMB_B, COMB_D */
 export const OP_COMBINE = 5;
+/** conv: y = W * im2col(x) + b over images (K = N of them; B = 0: no bias) */
+export const OP_CONV_FWD = 6;
+/** conv: per-chunk dW partials and dx = col2im(W^T dy) over images (K = N) */
+export const OP_CONV_BWD = 7;
 
 // ---- flag bits (field FLAGS) ----
 /** bit 0: subtract the mean (all but RMSNorm) */
@@ -85,6 +121,8 @@ export const F_CENTER = 1;
 export const F_ELEMENT = 2;
 /** bit 2: backward with constant statistics */
 export const F_FIXED = 4;
+/** bit 3: conv backward: dx += instead of = */
+export const F_ACCUMULATE = 8;
 
 /** Every field in block order, with its byte offset (for checks and debugging). */
 export const CALL_BLOCK_FIELDS: readonly { readonly name: string; readonly type: "i32" | "f64"; readonly offset: number }[] = [
@@ -118,4 +156,20 @@ export const CALL_BLOCK_FIELDS: readonly { readonly name: string; readonly type:
   { name: "COMB_A", type: "i32", offset: 116 },
   { name: "COMB_B", type: "i32", offset: 120 },
   { name: "COMB_D", type: "i32", offset: 124 },
+  { name: "CV_C", type: "i32", offset: 128 },
+  { name: "CV_H", type: "i32", offset: 132 },
+  { name: "CV_W", type: "i32", offset: 136 },
+  { name: "CV_O", type: "i32", offset: 140 },
+  { name: "CV_KH", type: "i32", offset: 144 },
+  { name: "CV_KW", type: "i32", offset: 148 },
+  { name: "CV_SH", type: "i32", offset: 152 },
+  { name: "CV_SW", type: "i32", offset: 156 },
+  { name: "CV_PH", type: "i32", offset: 160 },
+  { name: "CV_PW", type: "i32", offset: 164 },
+  { name: "CV_HO", type: "i32", offset: 168 },
+  { name: "CV_WO", type: "i32", offset: 172 },
+  { name: "CV_COL", type: "i32", offset: 176 },
+  { name: "CV_DW", type: "i32", offset: 180 },
+  { name: "CV_DX", type: "i32", offset: 184 },
+  { name: "CV_DB", type: "i32", offset: 188 },
 ];

@@ -12,7 +12,16 @@
 import type { Conv2dGeometry } from "../ts/conv2d.js";
 import type { FloatArray } from "../../tensor.js";
 import { getKernelMode } from "../registry.js";
-import { Region, WasmRuntime, wasmRuntime } from "./wasm.js";
+import { Region, WasmRuntime, wasmRuntime, wasmThreadSetting } from "./wasm.js";
+import {
+  F_ACCUMULATE, I_B, I_CHUNKS, I_CV_C, I_CV_COL, I_CV_DB, I_CV_DW, I_CV_DX, I_CV_H, I_CV_HO, I_CV_KH, I_CV_KW, I_CV_O, I_CV_PH,
+  I_CV_PW, I_CV_SH, I_CV_SW, I_CV_W, I_CV_WO, I_DY, I_FLAGS, I_K, I_OP, I_W, I_X, I_Y, OP_CONV_BWD, OP_CONV_FWD,
+} from "./call_block.js";
+
+/** A convolution is split over the batch (threads > 1) from this many multiply-adds on. */
+const CONV_PARALLEL_MIN_MACS = 1 << 20;
+/** At most this many chunks of images per thread (each chunk keeps a dweight partial). */
+const CONV_CHUNKS_PER_THREAD = 16;
 
 interface GemmExports {
   gemmNN(M: number, N: number, K: number, a: number, ai: number, ak: number, b: number, ldb: number, c: number, ldc: number, acc: number): void;
@@ -61,56 +70,66 @@ export class WasmGemm {
     dst.set(this.rt.f32.subarray(p >> 2, (p >> 2) + n));
   }
 
-  /** y = conv(x, W) + b for the whole batch (see conv2dForward in src/kernels/ts/conv2d.ts). */
-  conv2dForward(out: Float32Array, x: Float32Array, w: Float32Array, b: Float32Array | null, g: Conv2dGeometry): void {
-    const { N, C, H, W, O, K, P } = g;
-    const xs = C * H * W, ys = O * P;
-    this.rt.calls++;
-    const px = this.place(x, N * xs, this.xR, true);
-    const pw = this.place(w, O * K, this.wR, true);
-    const py = this.place(out, N * ys, this.yR, false);
-    const pcol = this.colR.ensure(K * P * 4);
-    if (b !== null) {
-      const f32 = this.rt.f32;
-      for (let n = 0, q = py >> 2; n < N; n++) for (let o = 0; o < O; o++, q += P) f32.fill(b[o]!, q, q + P);
-    }
-    const ex = this.ex;
-    for (let n = 0; n < N; n++) {
-      ex.im2col(pcol, px + n * xs * 4, C, H, W, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.Ho, g.Wo);
-      ex.gemmNN(O, P, K, pw, K, 1, pcol, P, py + n * ys * 4, P, b !== null ? 1 : 0);
-    }
-    this.out(out, py, N * ys);
+  /** Threads a convolution of this geometry may use: the setting, for a batch of ≥ 2 and enough work. */
+  private convThreads(g: Conv2dGeometry): number {
+    const T = wasmThreadSetting();
+    return T > 1 && g.N >= 2 && g.N * g.O * g.K * g.P >= CONV_PARALLEL_MIN_MACS ? Math.min(T, g.N) : 1;
   }
 
-  /** dW (+)= Σ_n dy_n·col_nᵀ and dx (+)= col2im(Wᵀ·dy_n); db is left to the caller. Null outputs are skipped. */
+  /** Writes the geometry and the operands of a CONV_* op into the call block. */
+  private convBlock(op: number, g: Conv2dGeometry, T: number): Int32Array {
+    const col = this.colR.ensure(T * g.K * g.P * 4); // may grow the memory: views after it
+    const i32 = this.rt.i32, b = this.rt.block >> 2;
+    i32[b + I_OP] = op;
+    i32[b + I_K] = g.N;
+    i32[b + I_CV_C] = g.C; i32[b + I_CV_H] = g.H; i32[b + I_CV_W] = g.W; i32[b + I_CV_O] = g.O;
+    i32[b + I_CV_KH] = g.kh; i32[b + I_CV_KW] = g.kw; i32[b + I_CV_SH] = g.sh; i32[b + I_CV_SW] = g.sw;
+    i32[b + I_CV_PH] = g.ph; i32[b + I_CV_PW] = g.pw; i32[b + I_CV_HO] = g.Ho; i32[b + I_CV_WO] = g.Wo;
+    i32[b + I_CV_COL] = col;
+    return i32;
+  }
+
+  /** y = conv(x, W) + b for the whole batch (see conv2dForward in src/kernels/ts/conv2d.ts), split over images. */
+  conv2dForward(out: Float32Array, x: Float32Array, w: Float32Array, b: Float32Array | null, g: Conv2dGeometry): void {
+    const { N, C, H, W, O, K, P } = g;
+    const T = this.convThreads(g);
+    const px = this.place(x, N * C * H * W, this.xR, true);
+    const pw = this.place(w, O * K, this.wR, true);
+    const py = this.place(out, N * O * P, this.yR, false);
+    const pb = b !== null ? this.place(b, O, this.dyR, true) : 0;
+    const i32 = this.convBlock(OP_CONV_FWD, g, T), blk = this.rt.block >> 2;
+    i32[blk + I_X] = px; i32[blk + I_W] = pw; i32[blk + I_Y] = py; i32[blk + I_B] = pb;
+    this.rt.exec(T, N);
+    this.out(out, py, N * O * P);
+  }
+
+  /**
+   * dW (+)= Σ_n dy_n·col_nᵀ, db (+)= Σ_{n,p} dy_n and dx (+)= col2im(Wᵀ·dy_n), split over images.
+   * Null outputs are skipped. dW and db are sums of the chunks' partials, taken in chunk order.
+   */
   conv2dBackward(
-    dx: Float32Array | null, dw: Float32Array | null, dy: Float32Array, x: Float32Array, w: Float32Array,
+    dx: Float32Array | null, dw: Float32Array | null, db: Float32Array | null, dy: Float32Array, x: Float32Array, w: Float32Array,
     g: Conv2dGeometry, accumulate: boolean,
   ): void {
     const { N, C, H, W, O, K, P } = g;
-    const xs = C * H * W, ys = O * P;
-    this.rt.calls++;
-    const pdy = this.place(dy, N * ys, this.dyR, true);
-    const px = dw !== null ? this.place(x, N * xs, this.xR, true) : 0;
+    const T = this.convThreads(g);
+    const pdy = this.place(dy, N * O * P, this.dyR, true);
+    const px = dw !== null ? this.place(x, N * C * H * W, this.xR, true) : 0;
     const pw = dx !== null ? this.place(w, O * K, this.wR, true) : 0;
-    const pdw = dw !== null ? this.place(dw, O * K, this.dwR, accumulate) : 0;
-    const pdx = dx !== null ? this.place(dx, N * xs, this.dxR, accumulate) : 0;
-    const pcol = this.colR.ensure(K * P * 4);
-    if (dw !== null && !accumulate) this.rt.f32.fill(0, pdw >> 2, (pdw >> 2) + O * K);
-    const ex = this.ex;
-    for (let n = 0; n < N; n++) {
-      const pdyn = pdy + n * ys * 4;
-      if (dw !== null) {
-        ex.im2col(pcol, px + n * xs * 4, C, H, W, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.Ho, g.Wo);
-        ex.gemmNT(O, K, P, pdyn, P, pcol, P, pdw, K, 1);
-      }
-      if (dx !== null) {
-        ex.gemmNN(K, P, O, pw, 1, K, pdyn, P, pcol, P, 0);
-        ex.col2im(pdx + n * xs * 4, pcol, C, H, W, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.Ho, g.Wo, accumulate ? 1 : 0);
-      }
-    }
-    if (dw !== null) this.out(dw, pdw, O * K);
-    if (dx !== null) this.out(dx, pdx, N * xs);
+    const pdx = dx !== null ? this.place(dx, N * C * H * W, this.dxR, accumulate) : 0;
+    const maxChunks = T > 1 ? Math.min(N, CONV_CHUNKS_PER_THREAD * T) : 1;
+    // the chunks' partials: dW [chunks, O·K], then db [chunks, O]
+    const ppart = dw !== null || db !== null ? this.dwR.ensure(maxChunks * (O * K + O) * 4) : 0;
+    const pdb = db !== null ? ppart + maxChunks * O * K * 4 : 0;
+    const i32 = this.convBlock(OP_CONV_BWD, g, T), blk = this.rt.block >> 2;
+    i32[blk + I_X] = px; i32[blk + I_W] = pw; i32[blk + I_DY] = pdy;
+    i32[blk + I_CV_DW] = dw !== null ? ppart : 0; i32[blk + I_CV_DX] = pdx; i32[blk + I_CV_DB] = pdb;
+    i32[blk + I_FLAGS] = accumulate ? F_ACCUMULATE : 0;
+    this.rt.exec(T, N);
+    const chunks = Math.min(this.rt.i32[blk + I_CHUNKS]!, maxChunks);
+    if (dw !== null) sumPartials(dw, this.rt.f32, ppart >> 2, O * K, chunks, accumulate);
+    if (db !== null) sumPartials(db, this.rt.f32, pdb >> 2, O, chunks, accumulate);
+    if (dx !== null) this.out(dx, pdx, N * C * H * W);
   }
 
   /** y = x·Wᵀ + b (see linearForward in src/kernels/ts/linear.ts). */
@@ -147,6 +166,15 @@ export class WasmGemm {
       this.ex.gemmNN(outF, inF, N, pdy, 1, outF, px, inF, pdw, inF, acc);
       this.out(dw, pdw, outF * inF);
     }
+  }
+}
+
+/** dst[i] (+)= Σ_c part[q + c·n + i] over `chunks` partials of n values, in chunk order (float64 sums). */
+function sumPartials(dst: Float32Array, f32: Float32Array, q: number, n: number, chunks: number, accumulate: boolean): void {
+  for (let i = 0; i < n; i++) {
+    let s = accumulate ? dst[i]! : 0;
+    for (let c = 0; c < chunks; c++) s += f32[q + c * n + i]!;
+    dst[i] = s;
   }
 }
 

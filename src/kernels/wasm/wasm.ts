@@ -105,6 +105,8 @@ export class WasmRuntime {
   runner: ParallelRunner | null = null;
   /** Calls that ran on these kernels (tests check that a forced path really ran). */
   calls = 0;
+  /** The most threads that took part in one call so far (tests check that a split really happened). */
+  maxJoined = 1;
 
   /** Whether the memory is shared (worker threads possible) or ordinary (one thread). */
   readonly shared: boolean;
@@ -221,7 +223,9 @@ export class WasmRuntime {
       this.exports.run(this.block, 0, 1);
       return 1;
     }
-    return r!.run(this.block, T, this.exports.run);
+    const joined = r!.run(this.block, T, this.exports.run);
+    if (joined > this.maxJoined) this.maxJoined = joined;
+    return joined;
   }
 }
 
@@ -302,6 +306,10 @@ export function wasmUnavailableReason(): string | null {
 let threadSetting = 1;
 export function setWasmThreads(n: number): void {
   threadSetting = n;
+}
+/** The thread setting (backend.configure({ threads })): the most threads one call may use. */
+export function wasmThreadSetting(): number {
+  return threadSetting;
 }
 function threadsFor(n: number): number {
   return n >= PARALLEL_MIN_ELEMENTS ? threadSetting : 1;
