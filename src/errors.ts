@@ -28,8 +28,29 @@ export class ShapeError extends NormkitError {}
 /** An option or argument had an invalid value (non-positive eps, NaN momentum, C % G != 0 ...). */
 export class ConfigError extends NormkitError {}
 
-/** A state dict had a missing, unexpected or mis-shaped key. */
-export class StateDictError extends NormkitError {}
+/**
+ * A state dict had a missing, unexpected or mis-shaped key, or an entry that is not a numeric
+ * tensor. A strict load's key mismatch lists every key at once (`param` is them joined by ", ") and
+ * carries them as `missingKeys` and `unexpectedKeys`, as PyTorch's message does.
+ */
+export class StateDictError extends NormkitError {
+  /** The module's keys the dict lacked (a strict load's key mismatch; empty otherwise). */
+  readonly missingKeys: readonly string[];
+  /** The dict's keys the module does not have (a strict load's key mismatch; empty otherwise). */
+  readonly unexpectedKeys: readonly string[];
+  constructor(param: string, expected: string, actual: string, context?: string, missingKeys: readonly string[] = [], unexpectedKeys: readonly string[] = []) {
+    super(param, expected, actual, context);
+    this.missingKeys = Object.freeze([...missingKeys]);
+    this.unexpectedKeys = Object.freeze([...unexpectedKeys]);
+  }
+}
+
+/**
+ * A safetensors file (or the tensors given to write one) was malformed: `param` names the part
+ * (header length, header, a tensor's dtype, shape or data_offsets, the buffer), with what the format
+ * expects and what the bytes held.
+ */
+export class SafetensorsError extends NormkitError {}
 
 /** An operation was called in a state that does not allow it (backward before forward, ...). */
 export class StateError extends NormkitError {}

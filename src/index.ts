@@ -4,7 +4,7 @@
  */
 export { Tensor, allocate, sizeOf, sameShape } from "./tensor.js";
 export type { DType, FloatArray } from "./tensor.js";
-export { NormkitError, ShapeError, ConfigError, StateDictError, StateError, DeviceError } from "./errors.js";
+export { NormkitError, ShapeError, ConfigError, StateDictError, StateError, DeviceError, SafetensorsError } from "./errors.js";
 
 export { cpu } from "./kernels/cpu.js";
 export type { Device } from "./kernels/contract/device.js";
@@ -17,7 +17,7 @@ export { tsKernels } from "./kernels/ts/index.js";
 export { wasmKernelSet } from "./kernels/wasm/index.js";
 
 export { Module } from "./nn/module.js";
-export type { Parameter } from "./nn/module.js";
+export type { Parameter, StateDictEntry, LoadStateDictResult } from "./nn/module.js";
 export {
   Normalization, BatchNorm, BatchNorm1d, BatchNorm2d, BatchNorm3d, InstanceNorm, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d,
   GroupNorm, LayerNorm, RMSNorm,
@@ -53,3 +53,7 @@ export { softmaxCrossEntropy, crossEntropyLoss } from "./nn/loss.js";
 export type { LossResult, CrossEntropyOptions } from "./nn/loss.js";
 export { SGD, Adam } from "./nn/optim.js";
 export type { SGDOptions, AdamOptions } from "./nn/optim.js";
+
+// weights in and out: safetensors (the Node file helpers are in "normkit/node")
+export { loadSafetensors, parseSafetensors, saveSafetensors, SAFETENSORS_DTYPES, MAX_HEADER_BYTES } from "./io/safetensors.js";
+export type { SafetensorsDType, SafetensorsFloatDType, SafetensorsContents, LoadSafetensorsOptions, SaveSafetensorsOptions } from "./io/safetensors.js";

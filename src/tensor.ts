@@ -123,6 +123,14 @@ export class Tensor {
   toArray(): number[] {
     return Array.from(this.data);
   }
+  /**
+   * The plain form `JSON.stringify` writes: `{shape, dtype, data: [...]}` (host tensors only).
+   * `Module.loadStateDict` takes it back, so a state dict round-trips through JSON (NaN and
+   * ±Infinity excepted: JSON writes them as null, which a load refuses).
+   */
+  toJSON(): { shape: number[]; dtype: DType; data: number[] } {
+    return { shape: [...this.shape], dtype: this.dtype, data: this.toArray() };
+  }
 }
 
 export function sameShape(a: readonly number[], b: readonly number[]): boolean {

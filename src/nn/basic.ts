@@ -374,4 +374,8 @@ export class ReuseOutputs extends Module {
   override children(): Module[] {
     return [this.inner];
   }
+  /** Transparent: the layer's keys are the wrapper's (PyTorch has no such module). */
+  override namedChildren(): [string, Module][] {
+    return [["", this.inner]];
+  }
 }

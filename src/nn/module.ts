@@ -199,7 +199,39 @@ export abstract class Module {
     for (const m of this.modules()) for (const p of Object.values(m.ownParameters())) m.currentDevice.fill(p.grad, 0);
   }
 
-  /** Parameters and buffers, by PyTorch key name. The tensors are host copies (a module on the host only). */
+  /**
+   * Every module of the tree with its PyTorch-style dotted name (this one is ""), each once, in
+   * network order — as PyTorch's `named_modules()`. A wrapper that PyTorch does not have as a module
+   * of its own (ReuseOutputs, WeightNorm, whose PyTorch counterpart is the wrapped layer itself) gives
+   * its layer the wrapper's own name, so a name can appear twice (wrapper, then wrapped).
+   */
+  namedModules(prefix = ""): [string, Module][] {
+    const out: [string, Module][] = [];
+    const seen = new Set<Module>();
+    const visit = (m: Module, name: string) => {
+      if (seen.has(m)) return;
+      seen.add(m);
+      out.push([name, m]);
+      for (const [n, c] of m.namedChildren()) visit(c, n === "" ? name : name === "" ? n : `${name}.${n}`);
+    };
+    visit(this, prefix);
+    return out;
+  }
+
+  /**
+   * The direct children with the name each takes in parameter keys (Sequential: "0", "1", ...); ""
+   * for a child whose keys are this module's own (a transparent wrapper). Default: children() by index.
+   */
+  namedChildren(): [string, Module][] {
+    return this.children().map((c, i) => [String(i), c]);
+  }
+
+  /**
+   * Parameters and buffers, by PyTorch key name (nested modules' keys dotted: `features.0.weight`,
+   * `1.running_mean`, `1.num_batches_tracked`). The tensors are host copies (a module on the host
+   * only). `JSON.stringify` of it gives `{key: {shape, dtype, data: [...]}}` (Tensor.toJSON), which
+   * `loadStateDict(JSON.parse(...))` takes back.
+   */
   stateDict(): Record<string, Tensor> {
     for (const m of this.modules()) m.requireHost("stateDict");
     const out: Record<string, Tensor> = {};
@@ -209,40 +241,99 @@ export abstract class Module {
   }
 
   /**
-   * Loads parameters and buffers by PyTorch key name. Every key is checked (present, right shape)
-   * before any is copied, so a bad dict changes nothing. With `strict` (default true), unexpected
-   * keys are errors too. Values are converted to the layer's dtype. `num_batches_tracked` may be
-   * a scalar of shape [] (PyTorch's) or [1].
+   * Loads parameters and buffers by PyTorch key name, as PyTorch's `load_state_dict(sd, strict)`.
+   * Every entry is checked before any value is copied — a Tensor or `{shape, data}` with `data` a
+   * numeric array (or typed array) of as many values as `shape` says, `shape` the module's for that
+   * key — so a bad dict changes nothing and gets a StateDictError naming the key. With `strict`
+   * (default true) missing and unexpected keys are an error listing all of them ("Missing key(s) …
+   * Unexpected key(s) …"); with `strict: false` the keys present are loaded and the others reported.
+   * Values are converted to the layer's dtype. `num_batches_tracked` may be a scalar of shape []
+   * (PyTorch's) or [1], and must be a non-negative integer count.
+   * Returns `{ missingKeys, unexpectedKeys }` (PyTorch's named tuple).
    */
-  loadStateDict(state: Record<string, Tensor | { shape: readonly number[]; data: ArrayLike<number> }>, options: { strict?: boolean } = {}): void {
+  loadStateDict(state: Record<string, StateDictEntry>, options: { strict?: boolean } = {}): LoadStateDictResult {
     for (const m of this.modules()) m.requireHost("loadStateDict");
     const strict = options.strict ?? true;
+    const ctx = this.constructor.name + ".loadStateDict";
+    if (typeof state !== "object" || state === null || Array.isArray(state)) {
+      throw new StateDictError("state", "an object of {key: tensor}", describe(state), ctx);
+    }
     const targets: Record<string, Tensor> = {};
     for (const [k, p] of Object.entries(this.namedParameters())) targets[k] = p.value;
     for (const [k, b] of Object.entries(this.namedBuffers())) targets[k] = b;
-    const ctx = this.constructor.name + ".loadStateDict";
-    for (const [k, t] of Object.entries(targets)) {
-      const v = state[k];
-      if (v === undefined) throw new StateDictError(k, `a tensor of shape ${fmtShape(t.shape)}`, "a missing key", ctx);
-      const scalarOk = t.size === 1 && v.shape.length <= 1 && v.data.length === 1;
-      if (!sameShape(v.shape, t.shape) && !scalarOk) {
-        throw new StateDictError(k, `shape ${fmtShape(t.shape)}`, `shape ${fmtShape(v.shape)}`, ctx);
-      }
-      if (v.data.length !== t.size) throw new StateDictError(k, `${t.size} values`, `${v.data.length}`, ctx);
-      for (let i = 0; i < v.data.length; i++) {
-        if (Number.isNaN(v.data[i]!) && k === "num_batches_tracked") throw new StateDictError(k, "a finite count", "NaN", ctx);
-      }
+    const missingKeys = Object.keys(targets).filter((k) => !Object.prototype.hasOwnProperty.call(state, k) || state[k] === undefined);
+    const unexpectedKeys = Object.keys(state).filter((k) => !Object.prototype.hasOwnProperty.call(targets, k));
+    if (strict && (missingKeys.length || unexpectedKeys.length)) {
+      const parts: string[] = [];
+      if (missingKeys.length) parts.push(`Missing key(s) in state_dict: ${missingKeys.map((k) => `"${k}"`).join(", ")}.`);
+      if (unexpectedKeys.length) parts.push(`Unexpected key(s) in state_dict: ${unexpectedKeys.map((k) => `"${k}"`).join(", ")}.`);
+      throw new StateDictError([...missingKeys, ...unexpectedKeys].join(", "), `exactly the keys of ${this.constructor.name}`, parts.join(" "), ctx, missingKeys, unexpectedKeys);
     }
-    if (strict) {
-      for (const k of Object.keys(state)) {
-        if (!(k in targets)) throw new StateDictError(k, `one of the keys ${Object.keys(targets).join(", ") || "(none)"}`, "an unexpected key", ctx);
-      }
-    }
+    const loads: [Tensor, ArrayLike<number | bigint>][] = [];
     for (const [k, t] of Object.entries(targets)) {
-      const src = state[k]!.data;
-      for (let i = 0; i < t.size; i++) t.data[i] = src[i]!;
+      if (missingKeys.includes(k)) continue;
+      loads.push([t, checkEntry(k, state[k], t, ctx)]);
+    }
+    for (const [t, src] of loads) {
+      const d = t.data;
+      for (let i = 0; i < d.length; i++) d[i] = Number(src[i]!);
+    }
+    return { missingKeys, unexpectedKeys };
+  }
+}
+
+/** A state dict value: a Tensor, or its plain form `{shape, data}` (what Tensor.toJSON gives, what JSON.parse returns). */
+export type StateDictEntry = Tensor | { readonly shape: readonly number[]; readonly data: ArrayLike<number> | BigInt64Array };
+
+/** What loadStateDict returns: the keys it did not find and the keys it did not know (PyTorch's). */
+export interface LoadStateDictResult {
+  missingKeys: string[];
+  unexpectedKeys: string[];
+}
+
+/** A short description of a bad value for an error message. */
+function describe(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return `an array of length ${v.length}`;
+  if (ArrayBuffer.isView(v)) return `a ${v.constructor.name}`;
+  if (typeof v === "string") return `the string ${JSON.stringify(v.length > 20 ? v.slice(0, 20) + "…" : v)}`;
+  if (typeof v === "object") return `an object with keys ${JSON.stringify(Object.keys(v as object).slice(0, 5))}`;
+  return `${typeof v} ${String(v)}`;
+}
+
+/** Checks one state-dict entry against the tensor it loads into; returns its values. */
+function checkEntry(k: string, v: unknown, t: Tensor, ctx: string): ArrayLike<number | bigint> {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new StateDictError(k, `a tensor or {shape, data} of shape ${fmtShape(t.shape)}`, describe(v), ctx);
+  if (v instanceof Tensor && !v.isHost) throw new StateDictError(k, "a host tensor", `a tensor on ${v.device} (download it first)`, ctx);
+  const { shape, data } = v as { shape?: unknown; data?: unknown };
+  if (!Array.isArray(shape)) {
+    throw new StateDictError(k, `a shape (an array of non-negative integers), ${fmtShape(t.shape)}`, shape === undefined ? "no shape" : describe(shape), ctx);
+  }
+  for (const d of shape as unknown[]) {
+    if (typeof d !== "number" || !Number.isInteger(d) || d < 0) throw new StateDictError(k, "a shape of non-negative integers", `shape ${JSON.stringify(shape)}`, ctx);
+  }
+  const sh = shape as number[];
+  let values: ArrayLike<number | bigint>;
+  if (Array.isArray(data)) {
+    for (let i = 0; i < data.length; i++) {
+      if (typeof data[i] !== "number") throw new StateDictError(k, "data of numbers", `data[${i}] = ${describe(data[i])}`, ctx);
+    }
+    values = data as number[];
+  } else if (ArrayBuffer.isView(data) && !(data instanceof DataView)) {
+    values = data as unknown as ArrayLike<number | bigint>;
+  } else {
+    throw new StateDictError(k, "data: an array of numbers or a typed array", data === undefined ? "no data" : describe(data), ctx);
+  }
+  const scalarOk = t.size === 1 && sh.length <= 1 && values.length === 1;
+  if (!sameShape(sh, t.shape) && !scalarOk) throw new StateDictError(k, `shape ${fmtShape(t.shape)}`, `shape ${fmtShape(sh)}`, ctx);
+  if (values.length !== t.size) throw new StateDictError(k, `${t.size} values`, `${values.length}`, ctx);
+  if (k === "num_batches_tracked" || k.endsWith(".num_batches_tracked")) {
+    for (let i = 0; i < values.length; i++) {
+      const c = Number(values[i]!);
+      if (!Number.isSafeInteger(c) || c < 0) throw new StateDictError(k, "a non-negative integer count", Number.isNaN(c) ? "NaN" : String(c), ctx);
     }
   }
+  return values;
 }
 
 export function requireCache<T>(cache: T | null, layer: string): T {

@@ -77,6 +77,10 @@ export class WeightNorm extends Module {
   override children(): Module[] {
     return [this.layer];
   }
+  /** The wrapped layer has the wrapper's name: in PyTorch the parametrised layer is the module itself. */
+  override namedChildren(): [string, Module][] {
+    return [["", this.layer]];
+  }
   protected override ownParameters(): Record<string, Parameter> {
     return { [G_KEY]: this.g, [V_KEY]: this.v };
   }
