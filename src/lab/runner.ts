@@ -9,6 +9,7 @@ import type { Dataset } from "./data.js";
 import { type RunResult, type RunSpec, trainRun } from "./train.js";
 import type { Device } from "../kernels/contract/device.js";
 import { cpu } from "../kernels/cpu.js";
+import * as backend from "../kernels/backend.js";
 
 export type RunnerEvent =
   | { type: "start"; index: number; spec: RunSpec }
@@ -26,26 +27,34 @@ export type WorkerRequest = { type: "run"; index: number; spec: RunSpec };
 
 /**
  * Runs every spec and returns the results in the same order. `order` optionally gives the order in
- * which to start them (longest first balances the threads); by default the list order.
+ * which to start them (longest first balances the threads); by default the list order. `threads`
+ * runs go at a time, each with `threadsPerRun` intra-op threads (backend.configure in its thread).
  */
 export async function runAll(
   specs: RunSpec[], data: Dataset, threads: number, onEvent: (e: RunnerEvent) => void, order?: number[], device: Device = cpu,
+  threadsPerRun = 1,
 ): Promise<RunResult[]> {
   const queue = order ? [...order] : specs.map((_, i) => i);
   const results: (RunResult | undefined)[] = new Array(specs.length);
   const nWorkers = Math.min(threads, specs.length);
   // a GPU device lives in this thread: its runs go one after the other here
   if (nWorkers <= 1 || device !== cpu) {
-    for (const i of queue) {
-      onEvent({ type: "start", index: i, spec: specs[i]! });
-      const r = await trainRun(specs[i]!, data, (d, t) => onEvent({ type: "progress", index: i, samplesDone: d, samplesTotal: t }), device);
-      results[i] = r;
-      onEvent({ type: "done", index: i, result: r });
+    const before = backend.info().threads;
+    if (device === cpu && threadsPerRun > 1) await backend.configure({ threads: threadsPerRun });
+    try {
+      for (const i of queue) {
+        onEvent({ type: "start", index: i, spec: specs[i]! });
+        const r = await trainRun(specs[i]!, data, (d, t) => onEvent({ type: "progress", index: i, samplesDone: d, samplesTotal: t }), device);
+        results[i] = r;
+        onEvent({ type: "done", index: i, result: r });
+      }
+    } finally {
+      if (backend.info().threads !== before) await backend.configure({ threads: before });
     }
     return results as RunResult[];
   }
 
-  const workers = Array.from({ length: nWorkers }, () => new Worker(new URL("./worker.js", import.meta.url), { workerData: { data } }));
+  const workers = Array.from({ length: nWorkers }, () => new Worker(new URL("./worker.js", import.meta.url), { workerData: { data, threadsPerRun } }));
   try {
     await new Promise<void>((resolve, reject) => {
       let running = 0;

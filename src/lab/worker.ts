@@ -6,15 +6,19 @@ import { parentPort, workerData } from "node:worker_threads";
 import type { Dataset } from "./data.js";
 import type { WorkerMessage, WorkerRequest } from "./runner.js";
 import { trainRun } from "./train.js";
+import * as backend from "../kernels/backend.js";
 
 const port = parentPort;
 if (!port) throw new Error("lab worker: must run as a worker thread");
-const data = (workerData as { data: Dataset }).data;
+const { data, threadsPerRun } = workerData as { data: Dataset; threadsPerRun?: number };
+// intra-op threads of this worker's runs: its own kernel workers, on its own WebAssembly memory
+const ready = threadsPerRun !== undefined && threadsPerRun > 1 ? backend.configure({ threads: threadsPerRun }) : Promise.resolve();
 
 port.on("message", async (req: WorkerRequest) => {
   const index = req.index;
   let last = 0;
   try {
+    await ready;
     const result = await trainRun(req.spec, data, (samplesDone, samplesTotal) => {
       const now = performance.now();
       if (now - last < 100 && samplesDone < samplesTotal) return;

@@ -13,6 +13,7 @@ import { gzipSync } from "node:zlib";
 import { DataError, encodeIdx, loadIdxDirectory, loadMnistPackage, MNIST_MEAN, MNIST_STD, numpyPermutation, parseIdx } from "../../src/lab/data.js";
 import { ALL_METHODS, ARCHS, DEFAULT_METHODS, buildModel, methodApplies } from "../../src/lab/models.js";
 import { learningRate, trainRun } from "../../src/lab/train.js";
+import { splitThreads } from "../../src/cli/lab.js";
 import { Tensor } from "../../src/tensor.js";
 
 const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
@@ -153,6 +154,18 @@ describe("training", () => {
   });
 });
 
+describe("lab threads: runs in parallel and intra-op threads per run", () => {
+  it("auto spends threads on parallel runs first, then inside a run; a fixed count divides them", () => {
+    assert.deepEqual(splitThreads(2, "auto", 30), { parallel: 2, perRun: 1 });
+    assert.deepEqual(splitThreads(2, "auto", 1), { parallel: 1, perRun: 2 });
+    assert.deepEqual(splitThreads(8, "auto", 3), { parallel: 3, perRun: 2 });
+    assert.deepEqual(splitThreads(1, "auto", 5), { parallel: 1, perRun: 1 });
+    assert.deepEqual(splitThreads(4, 2, 30), { parallel: 2, perRun: 2 });
+    assert.deepEqual(splitThreads(4, 2, 1), { parallel: 1, perRun: 2 });
+    assert.deepEqual(splitThreads(3, 2, 30), { parallel: 1, perRun: 2 });
+  });
+});
+
 describe("normkit lab (CLI)", () => {
   const run = (args: string[]) => spawnSync(process.execPath, [BIN, "lab", ...args], { encoding: "utf8", cwd: tmp, timeout: 120_000 });
 
@@ -197,6 +210,17 @@ describe("normkit lab (CLI)", () => {
     assert.match(r.stdout, /^device: webgpu/m);
   });
 
+  it("--threads-per-run: one run with two intra-op threads trains and says so in results.json", () => {
+    const out = join(tmp, "intra");
+    const r = run(["--quick", "--arch", "cnn", "--methods", "batch_norm", "--batch-sizes", "64", "--threads", "2", "--out", out]);
+    assert.equal(r.status, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /1 run at a time, 2 intra-op threads each/);
+    const res = JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as { runs: { test_accuracy: number }[]; config: { threads: number; parallel_runs: number; threads_per_run: number } };
+    assert.deepEqual([res.config.threads, res.config.parallel_runs, res.config.threads_per_run], [2, 1, 2]);
+    assert.equal(res.runs.length, 1);
+    assert.ok(res.runs[0]!.test_accuracy > 0.3, `accuracy ${res.runs[0]!.test_accuracy}`);
+  });
+
   it("bad input: one line naming the problem, exit 2, nothing written", () => {
     const file = join(tmp, "a-file");
     writeFileSync(file, "");
@@ -211,6 +235,9 @@ describe("normkit lab (CLI)", () => {
       [["--epochs", "two"], /--epochs/],
       [["--bogus"], /bogus/],
       [["--device", "tpu"], /--device: expected cpu or webgpu, got "tpu"/],
+      [["--threads-per-run", "0"], /--threads-per-run/],
+      [["--threads-per-run", "many"], /--threads-per-run/],
+      [["--threads", "1", "--threads-per-run", "2"], /--threads-per-run: 2 is more than --threads \(1\)/],
       [["--device", "webgpu", "--methods", "cosine_norm,batch_norm"], /--device webgpu: cosine_norm has no WebGPU kernels yet/],
     ];
     for (const [args, re] of cases) {
