@@ -211,7 +211,6 @@ describe("normkit lab (CLI)", () => {
       [["--epochs", "two"], /--epochs/],
       [["--bogus"], /bogus/],
       [["--device", "tpu"], /--device: expected cpu or webgpu, got "tpu"/],
-      [["--device", "webgpu", "--methods", "cosine_norm,batch_norm"], /--device webgpu: cosine_norm has no WebGPU kernels yet/],
     ];
     for (const [args, re] of cases) {
       const out = args.includes("--out") ? [] : ["--out", join(tmp, "bad-out")];
