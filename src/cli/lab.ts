@@ -39,7 +39,7 @@ options:
   --quick              smoke test: 1,000 training samples, 1 epoch, batch sizes 8,64
   --device cpu|webgpu  where the networks train (default cpu); webgpu: Dawn for Node on a GPU, or on
                        SwiftShader (set VK_ICD_FILENAMES, libvulkan1) without one; its runs go one
-                       after the other in this thread, and cosine_norm stays cpu-only
+                       after the other in this thread
   -h, --help           this text
 
 Exit status: 0 done, 2 bad input (nothing written), 1 an unexpected failure.`;
@@ -142,9 +142,6 @@ export function parseLabArgs(argv: string[]): LabConfig | "help" {
   }
   const device = values.device ?? "cpu";
   if (device !== "cpu" && device !== "webgpu") throw new UsageError(`--device: expected cpu or webgpu, got "${device}"`);
-  if (device === "webgpu") {
-    if (methods.includes("cosine_norm")) throw new UsageError(`--device webgpu: cosine_norm has no WebGPU kernels yet (run it with --device cpu)`);
-  }
   return {
     archs, methods: [...new Set(methods)], batchSizes: [...new Set(batchSizes)], epochs, seeds: [...new Set(seeds)],
     out: resolve(values.out ?? "lab-out"), data: values.data === undefined ? null : resolve(values.data), threads, threadsPerRun, quick,

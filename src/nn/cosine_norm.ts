@@ -7,83 +7,51 @@
  * or weight row would give 0/0; forward throws a ConfigError naming `x` or `weight` instead. With
  * eps > 0 (CosineConv2d's default 1e-12) it is defined as in PyTorch: u = x / eps and, below eps,
  * dx = du / eps (the clamp passes no gradient to the norm) — large, but finite.
+ *
+ * Devices: both layers compute through the device's ops (src/kernels/contract/ops.ts: `normalize`,
+ * `cosineConv2d` and their adjoints, with `linear` for CosineLinear's product), so
+ * `await layer.to(webgpuDevice)` moves them. On the host the normalised values and norms are kept in
+ * float64 whatever the layer's dtype; on WebGPU in float32. The zero-vector check of eps = 0 reads
+ * the norms, which a GPU would have to read back: there it is not made, and a zero input row,
+ * weight row or receptive field gives 0/0 — NaN, as PyTorch's x / ‖x‖ (WGSL leaves the value of
+ * 0/0 to the implementation; IEEE hardware and SwiftShader give NaN) — in its outputs and gradients.
  */
 import type { Conv2dOptions } from "./conv2d.js";
 import { ConfigError, ShapeError, fmtShape } from "../errors.js";
-import { Conv2dGeometry, col2im, gemmDyColT, gemmWCol, gemmWTDy, im2col } from "../kernels/ts/conv2d.js";
-import { linearBackward, linearForward } from "../kernels/ts/linear.js";
-import type { FloatArray } from "../tensor.js";
-import { DType, Tensor, allocate } from "../tensor.js";
+import type { Device } from "../kernels/contract/device.js";
+import type { Conv2dGeometry, Workspace } from "../kernels/contract/ops.js";
+import type { DType, FloatArray, Tensor } from "../tensor.js";
 import { checkConvGeometryOptions, convInputGeometry } from "./conv2d.js";
 import { initUniform } from "./linear.js";
 import { checkDType, checkDTypeOf, checkGradShape, checkPositiveInt } from "./validate.js";
 import { Module, Parameter, makeParameter, requireCache } from "./module.js";
-
-/**
- * F.normalize over `count` vectors of length `len`; element e of vector r is at r·vs + e·es
- * (rows of [R, S]: vs = S, es = 1; columns of [K, P]: vs = 1, es = P).
- *   n_r = ‖x_r‖₂,   u_r = x_r / max(n_r, eps).     u may alias x.
- */
-export function normalizeForward(
-  u: FloatArray, norms: Float64Array, x: FloatArray, count: number, len: number, vs: number, es: number, eps: number,
-): FloatArray {
-  for (let r = 0; r < count; r++) {
-    const b = r * vs;
-    let s = 0;
-    for (let e = 0; e < len; e++) s += x[b + e * es] * x[b + e * es];
-    const n = Math.sqrt(s);
-    norms[r] = n;
-    const d = n > eps ? n : eps;
-    for (let e = 0; e < len; e++) u[b + e * es] = x[b + e * es] / d;
-  }
-  return u;
-}
-
-/**
- * The adjoint of normalizeForward, given u and the norms it stored:
- *   n ≥ eps:  dx = (du − u (u·du)) / n     (remove the component along u, scale by 1/n)
- *   n < eps:  dx = du / eps                 (torch.clamp_min passes no gradient to n there)
- * dx may alias du. With `accumulate` dx += instead of =.
- */
-export function normalizeBackward(
-  dx: FloatArray, du: FloatArray, u: FloatArray, norms: Float64Array,
-  count: number, len: number, vs: number, es: number, eps: number, accumulate: boolean,
-): FloatArray {
-  for (let r = 0; r < count; r++) {
-    const b = r * vs;
-    const n = norms[r];
-    let dot = 0;
-    const project = n >= eps && n > 0;
-    if (project) for (let e = 0; e < len; e++) dot += u[b + e * es] * du[b + e * es];
-    const d = project ? n : eps;
-    for (let e = 0; e < len; e++) {
-      const i = b + e * es;
-      const t = (du[i] - dot * u[i]) / d;
-      dx[i] = accumulate ? dx[i] + t : t;
-    }
-  }
-  return dx;
-}
 
 function checkEps(eps: unknown, ctx: string): number {
   if (typeof eps !== "number" || !Number.isFinite(eps) || eps < 0) throw new ConfigError("eps", "a finite number ≥ 0", String(eps), ctx);
   return eps;
 }
 
-/** With eps = 0 a zero vector has no direction: refuse it by name rather than return NaN. */
-function checkNonZero(norms: Float64Array, count: number, eps: number, name: string, what: string, ctx: string): void {
-  if (eps > 0) return;
+/**
+ * With eps = 0 a zero vector has no direction: refuse it by name rather than return NaN. Only where
+ * the norms can be read without a transfer (the host); a GPU's are not read back.
+ */
+function checkNonZero(norms: Tensor, count: number, eps: number, name: string, what: string, ctx: string): void {
+  if (eps > 0 || !norms.isHost) return;
+  const n: FloatArray = norms.data;
   for (let r = 0; r < count; r++) {
-    if (norms[r] === 0) throw new ConfigError(name, `non-zero ${what}s (eps is 0)`, `${what} ${r} is all zeros`, ctx);
+    if (n[r] === 0) throw new ConfigError(name, `non-zero ${what}s (eps is 0)`, `${what} ${r} is all zeros`, ctx);
   }
 }
+
+/** The dtype of the normalised values and norms: float64 where the device holds it (the host), else the layer's. */
+const innerDType = (device: Device, dtype: DType): DType => (device.dtypes.includes("float64") ? "float64" : dtype);
 
 export interface CosineLinearOptions {
   /** Size of the last axis of the input. Required. */
   inFeatures: number;
   /** Number of weight rows (outputs). Required. */
   outFeatures: number;
-  /** F.normalize's eps for inputs and weight rows. Default 0 (exact x / ‖x‖; zero rows are errors). */
+  /** F.normalize's eps for inputs and weight rows. Default 0 (exact x / ‖x‖; zero rows are errors on the host). */
   eps?: number;
   /** Default "float32". */
   dtype?: DType;
@@ -94,13 +62,14 @@ export interface CosineLinearOptions {
 /**
  * y[n,o] = x̂_n · ŵ_o with x̂ = normalize(x, last axis), ŵ = normalize(W, dim 1): y = x̂ Ŵᵀ.
  * x has any rank ≥ 1 with last axis inFeatures. Parameter: weight [out, in] (state dict key `weight`).
+ * Runs on every device (see the module comment for a zero row with eps 0 on a GPU).
  */
 export class CosineLinear extends Module {
   readonly inFeatures: number;
   readonly outFeatures: number;
   readonly eps: number;
   readonly weight: Parameter;
-  private cache: { xShape: readonly number[]; yShape: number[]; rows: number; xhat: Float64Array; xn: Float64Array; what: Float64Array; wn: Float64Array } | null = null;
+  private cache: { xShape: readonly number[]; yShape: number[]; rows: number; xhat: Tensor; xn: Tensor; what: Tensor; wn: Tensor } | null = null;
 
   constructor(options: CosineLinearOptions) {
     const ctx = "CosineLinear";
@@ -116,39 +85,63 @@ export class CosineLinear extends Module {
     return { weight: this.weight };
   }
 
+  /** Runs on every device (the device's ops compute it). */
+  protected override deviceProblem(_device: Device): string | null {
+    return null;
+  }
+  protected override movedTo(): void {
+    this.cache = null;
+  }
+
   forward(x: Tensor): Tensor {
     const ctx = "CosineLinear.forward";
     const I = this.inFeatures, O = this.outFeatures;
+    this.checkDevice(x, "x", "forward");
     checkDTypeOf(x, this.dtype, ctx);
     if (x.rank < 1 || x.shape[x.rank - 1] !== I) {
       throw new ShapeError("x", `rank ≥ 1 with last axis ${I} (inFeatures)`, `shape ${fmtShape(x.shape)}`, ctx);
     }
     this.cache = null;
+    const dev = this.device, ops = dev.ops, inner = innerDType(dev, this.dtype);
     const rows = x.size / I;
-    const xhat = new Float64Array(rows * I), xn = new Float64Array(rows);
-    const what = new Float64Array(O * I), wn = new Float64Array(O);
-    normalizeForward(xhat, xn, x.data, rows, I, I, 1, this.eps);
+    const xhat = dev.zeros([rows, I], inner), xn = dev.zeros([rows], inner);
+    const what = dev.zeros([O, I], inner), wn = dev.zeros([O], inner);
+    ops.normalize({ u: xhat, norms: xn, x, count: rows, len: I, vs: I, es: 1, eps: this.eps });
     checkNonZero(xn, rows, this.eps, "x", "row", ctx);
-    normalizeForward(what, wn, this.weight.value.data, O, I, I, 1, this.eps);
+    ops.normalize({ u: what, norms: wn, x: this.weight.value, count: O, len: I, vs: I, es: 1, eps: this.eps });
     checkNonZero(wn, O, this.eps, "weight", "row", ctx);
     const yShape = [...x.shape.slice(0, -1), O];
-    const y = allocate(this.dtype, rows * O);
-    linearForward(y, xhat, what, null, rows, I, O);
+    const y = dev.zeros(yShape, this.dtype);
+    ops.linear({ y, x: xhat, weight: what, bias: null, rows, inF: I, outF: O });
     this.cache = { xShape: x.shape, yShape, rows, xhat, xn, what, wn };
-    return new Tensor(y, yShape);
+    return y;
   }
 
-  /** dx̂ = dy Ŵ, dŴ = dyᵀ x̂, then each through normalizeBackward. Returns dx; weight.grad +=. */
+  /** dx̂ = dy Ŵ, dŴ = dyᵀ x̂, then each through the normalize adjoint. Returns dx; weight.grad +=. */
   backward(dy: Tensor): Tensor {
     const c = requireCache(this.cache, "CosineLinear");
+    this.checkDevice(dy, "dy", "backward");
     checkGradShape(dy, c.yShape, this.dtype, "CosineLinear.backward");
-    const I = this.inFeatures, O = this.outFeatures;
-    const dxhat = new Float64Array(c.rows * I), dwhat = new Float64Array(O * I);
-    linearBackward(dxhat, dwhat, null, dy.data, c.xhat, c.what, c.rows, I, O, false);
-    const dx = allocate(this.dtype, c.rows * I);
-    normalizeBackward(dx, dxhat, c.xhat, c.xn, c.rows, I, I, 1, this.eps, false);
-    normalizeBackward(this.weight.grad.data, dwhat, c.what, c.wn, O, I, I, 1, this.eps, true);
-    return new Tensor(dx, c.xShape);
+    const dx = this.device.zeros(c.xShape, this.dtype);
+    this.gradients(dx, dy, c);
+    return dx;
+  }
+
+  /** backward without dx (a network's first layer): accumulates (+=) into weight.grad only. */
+  backwardParams(dy: Tensor): void {
+    const c = requireCache(this.cache, "CosineLinear");
+    this.checkDevice(dy, "dy", "backwardParams");
+    checkGradShape(dy, c.yShape, this.dtype, "CosineLinear.backwardParams");
+    this.gradients(null, dy, c);
+  }
+
+  private gradients(dx: Tensor | null, dy: Tensor, c: NonNullable<CosineLinear["cache"]>): void {
+    const I = this.inFeatures, O = this.outFeatures, eps = this.eps;
+    const dev = this.device, ops = dev.ops, inner = innerDType(dev, this.dtype);
+    const dxhat = dx ? dev.zeros([c.rows, I], inner) : null, dwhat = dev.zeros([O, I], inner);
+    ops.linearBackward({ dx: dxhat, dweight: dwhat, dbias: null, dy, x: c.xhat, weight: c.what, rows: c.rows, inF: I, outF: O });
+    if (dx && dxhat) ops.normalizeBackward({ dx, du: dxhat, u: c.xhat, norms: c.xn, count: c.rows, len: I, vs: I, es: 1, eps, accumulate: false });
+    ops.normalizeBackward({ dx: this.weight.grad, du: dwhat, u: c.what, norms: c.wn, count: O, len: I, vs: I, es: 1, eps, accumulate: true });
   }
 }
 
@@ -161,7 +154,8 @@ export interface CosineConv2dOptions extends Omit<Conv2dOptions, "bias"> {
 /**
  * y[n,o,p] = cos(w_o, patch_p(x_n)) = ŵ_o · ĉ_p, where c_p is column p of im2col(x_n) (the receptive
  * field of output position p, zero padding included) and w_o is filter o flattened.
- * Parameter: weight [out, in, kh, kw] (state dict key `weight`).
+ * Parameter: weight [out, in, kh, kw] (state dict key `weight`). Runs on every device; forward keeps
+ * references to x and to its output y for backward: do not modify them in between.
  */
 export class CosineConv2d extends Module {
   readonly inChannels: number;
@@ -171,8 +165,8 @@ export class CosineConv2d extends Module {
   readonly padding: readonly [number, number];
   readonly eps: number;
   readonly weight: Parameter;
-  private scratch = new Float64Array(0);
-  private cache: { x: Tensor; g: Conv2dGeometry; yShape: number[]; what: Float64Array; wn: Float64Array } | null = null;
+  private workspace: Workspace | null = null;
+  private cache: { x: Tensor; y: Tensor; g: Conv2dGeometry; yShape: number[]; norms: Tensor; what: Tensor; wn: Tensor } | null = null;
 
   constructor(options: CosineConv2dOptions) {
     const ctx = "CosineConv2d";
@@ -189,60 +183,59 @@ export class CosineConv2d extends Module {
     return { weight: this.weight };
   }
 
-  /** Scratch: ĉ [K,P], dĉ [K,P], column norms [P], dŴ [O,K]. */
-  private buffers(g: Conv2dGeometry) {
-    const { K, P, O } = g;
-    const need = 2 * K * P + P + O * K;
-    if (this.scratch.length < need) this.scratch = new Float64Array(need);
-    const s = this.scratch;
-    let at = 0;
-    const take = (n: number) => s.subarray(at, (at += n));
-    return { col: take(K * P), dcol: take(K * P), cn: take(P), dwhat: take(O * K) };
+  /** Runs on every device (the device's ops compute it). */
+  protected override deviceProblem(_device: Device): string | null {
+    return null;
   }
-
-  /** ĉ = columns of im2col(x_n), each normalised; their norms into cn. */
-  private patches(col: Float64Array, cn: Float64Array, x: Tensor, n: number, g: Conv2dGeometry, ctx: string): void {
-    im2col(col, x.data, n * g.C * g.H * g.W, g);
-    normalizeForward(col, cn, col, g.P, g.K, 1, g.P, this.eps);
-    checkNonZero(cn, g.P, this.eps, "x", "receptive field", ctx);
+  protected override movedTo(): void {
+    this.workspace?.destroy();
+    this.workspace = null;
+    this.cache = null;
   }
 
   forward(x: Tensor): Tensor {
     const ctx = "CosineConv2d.forward";
+    this.checkDevice(x, "x", "forward");
     const g = convInputGeometry(x, this.dtype, this.inChannels, this.outChannels, this.kernelSize, this.stride, this.padding, ctx);
     this.cache = null;
-    const { O, K, P } = g;
-    const what = new Float64Array(O * K), wn = new Float64Array(O);
-    normalizeForward(what, wn, this.weight.value.data, O, K, K, 1, this.eps);
+    const { O, K } = g;
+    const dev = this.device, ops = dev.ops, inner = innerDType(dev, this.dtype);
+    const what = dev.zeros(this.weight.value.shape, inner), wn = dev.zeros([O], inner);
+    ops.normalize({ u: what, norms: wn, x: this.weight.value, count: O, len: K, vs: K, es: 1, eps: this.eps });
     checkNonZero(wn, O, this.eps, "weight", "filter", ctx);
-    const b = this.buffers(g);
-    const y = allocate(this.dtype, g.N * O * P);
-    for (let n = 0; n < g.N; n++) {
-      this.patches(b.col, b.cn, x, n, g, ctx);
-      gemmWCol(y, n * O * P, what, null, b.col, O, K, P);
-    }
     const yShape = [g.N, O, g.Ho, g.Wo];
-    this.cache = { x, g, yShape, what, wn };
-    return new Tensor(y, yShape);
+    const y = dev.zeros(yShape, this.dtype), norms = dev.zeros([g.N, g.Ho, g.Wo], inner);
+    this.workspace ??= ops.createWorkspace();
+    ops.cosineConv2d({ y, norms, x, weight: what, eps: this.eps, geometry: g, workspace: this.workspace });
+    checkNonZero(norms, g.N * g.P, this.eps, "x", "receptive field", ctx);
+    this.cache = { x, y, g, yShape, norms, what, wn };
+    return y;
   }
 
-  /** Per image: dŴ += dy ĉᵀ, dĉ = Ŵᵀ dy → dc (normalizeBackward per column) → dx = col2im(dc). Returns dx; weight.grad +=. */
+  /** dŴ += Σ dy ĉᵀ, dx through each field's normalize adjoint, then Ŵ → W through the filters' adjoint. Returns dx; weight.grad +=. */
   backward(dy: Tensor): Tensor {
     const c = requireCache(this.cache, "CosineConv2d");
+    this.checkDevice(dy, "dy", "backward");
     checkGradShape(dy, c.yShape, this.dtype, "CosineConv2d.backward");
-    const g = c.g;
-    const { O, K, P } = g;
-    const b = this.buffers(g);
-    b.dwhat.fill(0);
-    const dx = allocate(this.dtype, c.x.size);
-    for (let n = 0; n < g.N; n++) {
-      this.patches(b.col, b.cn, c.x, n, g, "CosineConv2d.backward");
-      gemmDyColT(b.dwhat, dy.data, n * O * P, b.col, O, K, P);
-      gemmWTDy(b.dcol, c.what, dy.data, n * O * P, O, K, P);
-      normalizeBackward(b.dcol, b.dcol, b.col, b.cn, P, K, 1, P, this.eps, false);
-      col2im(dx, n * g.C * g.H * g.W, b.dcol, g, false);
-    }
-    normalizeBackward(this.weight.grad.data, b.dwhat, c.what, c.wn, O, K, K, 1, this.eps, true);
-    return new Tensor(dx, c.x.shape);
+    const dx = this.device.zeros(c.x.shape, this.dtype);
+    this.gradients(dx, dy, c);
+    return dx;
+  }
+
+  /** backward without dx (a network's first layer): accumulates (+=) into weight.grad only. */
+  backwardParams(dy: Tensor): void {
+    const c = requireCache(this.cache, "CosineConv2d");
+    this.checkDevice(dy, "dy", "backwardParams");
+    checkGradShape(dy, c.yShape, this.dtype, "CosineConv2d.backwardParams");
+    this.gradients(null, dy, c);
+  }
+
+  private gradients(dx: Tensor | null, dy: Tensor, c: NonNullable<CosineConv2d["cache"]>): void {
+    const { O, K } = c.g;
+    const dev = this.device, ops = dev.ops;
+    const dwhat = dev.zeros(c.what.shape, c.what.dtype);
+    this.workspace ??= ops.createWorkspace();
+    ops.cosineConv2dBackward({ dx, dweight: dwhat, dy, y: c.y, norms: c.norms, x: c.x, weight: c.what, eps: this.eps, geometry: c.g, workspace: this.workspace });
+    ops.normalizeBackward({ dx: this.weight.grad, du: dwhat, u: c.what, norms: c.wn, count: O, len: K, vs: K, es: 1, eps: this.eps, accumulate: true });
   }
 }

@@ -5,7 +5,8 @@
  * seeded generator of src/rng.ts.
  */
 import assert from "node:assert/strict";
-import type { Module } from "../../src/nn/module.js";
+import { Module, makeParameter } from "../../src/nn/module.js";
+import type { Parameter } from "../../src/nn/module.js";
 import { mulberry32 } from "../../src/rng.js";
 import { Tensor, type DType } from "../../src/tensor.js";
 
@@ -215,4 +216,24 @@ export function finiteDiffCheck(layer: Module, x: Tensor, opts: FiniteDiffOption
     check(grads[name]!, g, `d${name}`);
   }
   return { dx, grads, dy };
+}
+
+/**
+ * A module with Module's default device policy (host only), for the tests of to()'s refusals: every
+ * built-in layer runs on every device. One parameter `w` [2]; forward and backward are the identity.
+ */
+export class HostOnly extends Module {
+  readonly w: Parameter = makeParameter([2], "float32", 1);
+  constructor() {
+    super("float32");
+  }
+  namedParameters(): Record<string, Parameter> {
+    return { w: this.w };
+  }
+  forward(x: Tensor): Tensor {
+    return x;
+  }
+  backward(dy: Tensor): Tensor {
+    return dy;
+  }
 }

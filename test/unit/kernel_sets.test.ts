@@ -27,6 +27,7 @@ import { AvgPool2d, GlobalAvgPool2d, MaxPool2d, ReLU } from "../../src/nn/basic.
 import { Conv2d } from "../../src/nn/conv2d.js";
 import { Linear } from "../../src/nn/linear.js";
 import { WeightNorm } from "../../src/nn/weight_norm.js";
+import { CosineConv2d, CosineLinear } from "../../src/nn/cosine_norm.js";
 import { mulberry32 } from "../../src/rng.js";
 
 const root = fileURLToPath(new URL("../../..", import.meta.url));
@@ -91,6 +92,12 @@ const LAYERS: [string, Make, number[]][] = [
   ["GlobalAvgPool2d on [3,4,3,5]", (dtype) => new GlobalAvgPool2d({ dtype }), [3, 4, 3, 5]],
   ["WeightNorm(Linear 6→4) on [5,6]", (dtype) => new WeightNorm(new Linear({ inFeatures: 6, outFeatures: 4, rng: mulberry32(5), dtype })), [5, 6]],
   ["WeightNorm(Conv2d 2→3 3x3 padding 1), dim null, on [2,2,4,4]", (dtype) => new WeightNorm(new Conv2d({ inChannels: 2, outChannels: 3, kernelSize: 3, padding: 1, rng: mulberry32(6), dtype }), { dim: null }), [2, 2, 4, 4]],
+  ["CosineLinear 7→5 on [3,2,7]", (dtype) => new CosineLinear({ inFeatures: 7, outFeatures: 5, rng: mulberry32(7), dtype }), [3, 2, 7]],
+  ["CosineLinear eps 1e-12 20→3 on [17,20]", (dtype) => new CosineLinear({ inFeatures: 20, outFeatures: 3, eps: 1e-12, rng: mulberry32(8), dtype }), [17, 20]],
+  ["CosineConv2d 3→4 3x3 padding 1 on [2,3,5,6]", (dtype) => new CosineConv2d({ inChannels: 3, outChannels: 4, kernelSize: 3, padding: 1, rng: mulberry32(9), dtype }), [2, 3, 5, 6]],
+  ["CosineConv2d 2→3 [3,2] stride [2,1] padding [0,1]", (dtype) => new CosineConv2d({ inChannels: 2, outChannels: 3, kernelSize: [3, 2], stride: [2, 1], padding: [0, 1], rng: mulberry32(10), dtype }), [2, 2, 7, 5]],
+  // the corner windows lie in the padding alone: all-zero receptive fields (y = 0 there, as PyTorch with eps 1e-12)
+  ["CosineConv2d 2→3 2x2 stride 2 padding 2 (all-padding fields)", (dtype) => new CosineConv2d({ inChannels: 2, outChannels: 3, kernelSize: 2, stride: 2, padding: 2, rng: mulberry32(11), dtype }), [2, 2, 4, 5]],
 ];
 
 const f32 = (n: number, seed: number, offset = 0, scale = 1) => randn(n, seed).map((v) => Math.fround(offset + scale * v));
@@ -179,8 +186,9 @@ for (const set of SETS) {
         const dy = (s: readonly number[]) => Tensor.from(f32(s.reduce((a, b) => a * b, 1), 2), s, "float64");
         const calls = backend.info().wasmCalls;
         const got = await step(layer, device, x, dy, x2);
-        // (ReLU and pooling have TypeScript kernels only: the wasm set's host ops are the TypeScript ones there)
-        if (set.name === "wasm" && !/^(ReLU|MaxPool|AvgPool|GlobalAvgPool)/.test(name)) assert.ok(backend.info().wasmCalls > calls, "the WebAssembly kernels ran");
+        // (ReLU, pooling and Cosine Norm, whose normalised values are float64, have TypeScript kernels only: the wasm
+        // set's host ops are the TypeScript ones there)
+        if (set.name === "wasm" && !/^(ReLU|MaxPool|AvgPool|GlobalAvgPool|Cosine)/.test(name)) assert.ok(backend.info().wasmCalls > calls, "the WebAssembly kernels ran");
         if (set.name === "ts") assert.equal(backend.info().wasmCalls, calls, "the TypeScript kernels ran");
         await backend.configure({ kernels: "ts" });
         const want = await step(ref, cpu, x, dy, x2);

@@ -238,7 +238,6 @@ describe("normkit lab (CLI)", () => {
       [["--threads-per-run", "0"], /--threads-per-run/],
       [["--threads-per-run", "many"], /--threads-per-run/],
       [["--threads", "1", "--threads-per-run", "2"], /--threads-per-run: 2 is more than --threads \(1\)/],
-      [["--device", "webgpu", "--methods", "cosine_norm,batch_norm"], /--device webgpu: cosine_norm has no WebGPU kernels yet/],
     ];
     for (const [args, re] of cases) {
       const out = args.includes("--out") ? [] : ["--out", join(tmp, "bad-out")];

@@ -4,9 +4,10 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { BatchNorm2d, CosineLinear, DeviceError, LayerNorm, Tensor, cpu } from "../../src/index.js";
+import { BatchNorm2d, DeviceError, LayerNorm, Tensor, cpu } from "../../src/index.js";
 import type { Device } from "../../src/index.js";
 import { Sequential } from "../../src/nn/basic.js";
+import { HostOnly } from "./helpers.js";
 
 /** A WebGPU-typed device whose every transfer throws: to() must refuse before calling any. */
 const stub: Device = {
@@ -32,7 +33,7 @@ describe("Module.to", () => {
   });
 
   for (const [what, make, msg] of [
-    ["a module without kernels there", () => new Sequential([new LayerNorm({ normalizedShape: 3 }), new CosineLinear({ inFeatures: 3, outFeatures: 2 })]), /CosineLinear\.to: device: expected a device CosineLinear supports, got stub-gpu \(CosineLinear has no webgpu kernels yet\)/],
+    ["a module without kernels there", () => new Sequential([new LayerNorm({ normalizedShape: 3 }), new HostOnly()]), /HostOnly\.to: device: expected a device HostOnly supports, got stub-gpu \(HostOnly has no webgpu kernels yet\)/],
     ["a float64 layer on a float32 device", () => new BatchNorm2d({ numFeatures: 2, dtype: "float64" }), /BatchNorm2d\.to: dtype: expected one of float32 on stub-gpu, got float64/],
     ["channelsLast", () => new BatchNorm2d({ numFeatures: 2, channelsLast: true }), /channelsLast is not implemented by the webgpu kernels/],
   ] as const) {

@@ -1,5 +1,5 @@
 /**
- * Whole models on the GPU: the lab's CNN and MLP, for every method with WebGPU kernels, moved to a
+ * Whole models on the GPU: the lab's CNN and MLP, for every method (Cosine Norm included), moved to a
  * WebGPU device (Dawn for Node; SwiftShader without a GPU) take 5 SGD steps (momentum 0.9, weight
  * decay 1e-4, the lab's optimiser) and end with the parameters and running statistics of the same 5
  * steps on the host, within float32 tolerance (1e-4 of scale). Nothing is read back during the steps.
@@ -10,7 +10,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Tensor, cpu } from "../../src/index.js";
 import type { Device } from "../../src/index.js";
-import { ARCHS, DEFAULT_METHODS, buildModel, methodApplies } from "../../src/lab/models.js";
+import { ALL_METHODS, ARCHS, buildModel, methodApplies } from "../../src/lab/models.js";
 import type { Method } from "../../src/lab/models.js";
 import { crossEntropyLoss, softmaxCrossEntropy } from "../../src/nn/loss.js";
 import { Adam, SGD } from "../../src/nn/optim.js";
@@ -33,7 +33,7 @@ async function state(net: { namedParameters(): Record<string, { value: Tensor }>
   return out;
 }
 
-const METHODS: Method[] = [...DEFAULT_METHODS, "rms_norm", "weight_norm"];
+const METHODS: readonly Method[] = ALL_METHODS;
 
 describe("the lab's networks on WebGPU", () => {
   for (const arch of ARCHS) {

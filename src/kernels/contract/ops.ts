@@ -117,6 +117,46 @@ export interface OpKernels<T extends Tensor = Tensor> {
   /** dg += dW · v̂, dv += (g / ‖v‖)(dW − (dW · v̂) v̂), per group, from the forward's `state`. */
   weightNormBackward(o: { readonly dg: T; readonly dv: T; readonly dweight: T; readonly v: T; readonly groups: number; readonly size: number; readonly state: Workspace }): void;
 
+  /**
+   * Cosine Norm's F.normalize over `count` vectors of `len` values, element e of vector r at
+   * r·vs + e·es (rows of [R, S]: vs = S, es = 1; columns of [K, P]: vs = 1, es = P):
+   *   n_r = ‖x_r‖₂ (into `norms`, [count]),   u_r = x_r / max(n_r, eps).
+   * A zero vector with eps = 0 gives 0/0 (the layer checks the norms where it can read them).
+   */
+  normalize(o: {
+    readonly u: T; readonly norms: T; readonly x: T;
+    readonly count: number; readonly len: number; readonly vs: number; readonly es: number; readonly eps: number;
+  }): void;
+  /**
+   * Its adjoint, from the forward's u and norms:
+   *   n ≥ eps (and n > 0):  dx = (du − u (u·du)) / n       otherwise:  dx = du / eps
+   * (torch.clamp_min passes no gradient to n below eps). dx overwritten, or += with `accumulate`
+   * (for a parameter's gradient).
+   */
+  normalizeBackward(o: {
+    readonly dx: T; readonly du: T; readonly u: T; readonly norms: T;
+    readonly count: number; readonly len: number; readonly vs: number; readonly es: number; readonly eps: number;
+    readonly accumulate: boolean;
+  }): void;
+
+  /**
+   * Cosine convolution with a normalised weight Ŵ [O, C, kh, kw] (rows of length K = C·kh·kw):
+   *   y[n,o,p] = Ŵ_o · c_p / max(‖c_p‖, eps),   norms[n,p] = ‖c_p‖  ([N, Ho, Wo])
+   * where c_p is the receptive field of output position p (zero padding included): conv2d(x, Ŵ)
+   * divided per position by the norm of its field.
+   */
+  cosineConv2d(o: { readonly y: T; readonly norms: T; readonly x: T; readonly weight: T; readonly eps: number; readonly geometry: Conv2dGeometry; readonly workspace: Workspace }): void;
+  /**
+   * Its backward, from the forward's y and norms (d = max(‖c_p‖, eps); the norm term where ‖c_p‖ ≥ eps, ‖c_p‖ > 0):
+   *   dŴ[o] += Σ_{n,p} dy[n,o,p] c_p / d                                     (accumulated)
+   *   dc_p   = Σ_o Ŵ_o dy[n,o,p] / d − c_p (Σ_o dy[n,o,p] y[n,o,p]) / (d ‖c_p‖)
+   *   dx     = the sum of dc_p over the fields that contain each input   (overwritten; null to skip)
+   */
+  cosineConv2dBackward(o: {
+    readonly dx: T | null; readonly dweight: T; readonly dy: T; readonly y: T; readonly norms: T; readonly x: T; readonly weight: T;
+    readonly eps: number; readonly geometry: Conv2dGeometry; readonly workspace: Workspace;
+  }): void;
+
   /** torch.optim.SGD on one parameter (see src/nn/optim.ts); `buffer` is the momentum buffer (null without momentum). */
   sgdStep(o: {
     readonly param: T; readonly grad: T; readonly buffer: T | null; readonly lr: number; readonly momentum: number; readonly keep: number;

@@ -13,6 +13,7 @@ import { reluBackward, reluForward } from "./relu.js";
 import { softmaxCrossEntropyKernel } from "./loss.js";
 import { weightNormBackward, weightNormForward } from "./weight_norm.js";
 import { wasmElementwise } from "../wasm/elementwise.js";
+import { cosineConv2dBackward, cosineConv2dForward, cosineConv2dScratchSize, normalizeBackward, normalizeForward } from "./cosine.js";
 
 class HostWorkspace implements Workspace {
   private f64 = new Float64Array(0);
@@ -115,6 +116,15 @@ export const hostOps: OpKernels<Tensor> = {
     const { vhat, gOverN } = weightNormState(o.state, o.groups, o.size);
     weightNormBackward(o.dg.data, o.dv.data, o.dweight.data, vhat, gOverN, o.groups, o.size, true);
   },
+
+  normalize: (o) => void normalizeForward(o.u.data, o.norms.data, o.x.data, o.count, o.len, o.vs, o.es, o.eps),
+  normalizeBackward: (o) => void normalizeBackward(o.dx.data, o.du.data, o.u.data, o.norms.data, o.count, o.len, o.vs, o.es, o.eps, o.accumulate),
+  // the receptive fields normalised in float64 (im2col); the backward recomputes them from x (it reads neither y nor norms)
+  cosineConv2d: (o) => void cosineConv2dForward(o.y.data, o.norms.data, o.x.data, o.weight.data, o.geometry, o.eps,
+    (o.workspace as HostWorkspace).get(cosineConv2dScratchSize(o.geometry))),
+  // dx: col2im writes every element of each image
+  cosineConv2dBackward: (o) => void cosineConv2dBackward(dataOf(o.dx), o.dweight.data, o.dy.data, o.x.data, o.weight.data, o.geometry, o.eps,
+    (o.workspace as HostWorkspace).get(cosineConv2dScratchSize(o.geometry))),
 
   sgdStep(o) {
     const p = o.param.data, g = o.grad.data, wd = o.weightDecay;

@@ -10,7 +10,8 @@ import type { GpuContext, GpuRun, Program } from "./device.js";
 import type { GpuTensor } from "./tensor.js";
 import { WORKGROUP_SIZE as WG } from "./wgsl.js";
 import { Scratch } from "./engine.js";
-import { weightNormBackward, weightNormForward } from "./vector_ops.js";
+import { l2NormalizeBackward, l2NormalizeForward, weightNormBackward, weightNormForward } from "./vector_ops.js";
+import { cosineConvForwardProgram, cosineConvGradsProgram, cosineConvInputGradProgram, patchNormProgram } from "./kernels/cosine.js";
 import type { Conv2dGeometry, Pool2dGeometry } from "../contract/ops.js";
 import {
   adamProgram, avgPoolBackwardProgram, avgPoolForwardProgram, columnSumProgram,
@@ -150,6 +151,43 @@ export class WebGpuOps implements OpKernels<GpuTensor> {
   weightNormBackward(o: A<"weightNormBackward">): void {
     const norms = (o.state as Scratch).get("norms", o.groups * 8);
     this.run(weightNormBackward(this.ctx, o.dg, o.dv, o.dweight, o.v, norms, o.groups, o.size));
+  }
+
+  normalize(o: A<"normalize">): void {
+    if (o.count === 0) return;
+    this.run(l2NormalizeForward(this.ctx, o.u, o.norms.buffer, o.x, o, o.eps));
+  }
+  normalizeBackward(o: A<"normalizeBackward">): void {
+    if (o.count === 0) return;
+    this.run(l2NormalizeBackward(this.ctx, o.dx, o.du, o.u, o.norms.buffer, o, o.eps, o.accumulate));
+  }
+
+  cosineConv2d(o: A<"cosineConv2d">): void {
+    const g = o.geometry;
+    const np = g.N * g.P, ny = np * g.O;
+    if (ny === 0) return;
+    this.run([
+      this.ctx.prepare(patchNormProgram() as never, { ...this.convUniforms(g, np), eps: o.eps } as never, [o.x.buffer, o.norms.buffer], groups(np)),
+      this.ctx.prepare(cosineConvForwardProgram() as never, { ...this.convUniforms(g, ny), eps: o.eps } as never,
+        [o.x.buffer, o.weight.buffer, o.norms.buffer, o.y.buffer], groups(ny)),
+    ]);
+  }
+  cosineConv2dBackward(o: A<"cosineConv2dBackward">): void {
+    const g = o.geometry;
+    const np = g.N * g.P, nx = g.N * g.C * g.H * g.W, nw = g.O * g.K;
+    if (np * g.O === 0) return;
+    const ws = o.workspace as Scratch;
+    const da = ws.get("cosine da", np * g.O * 4), gn = ws.get("cosine g", np * 4);
+    const run: GpuRun = [
+      this.ctx.prepare(cosineConvGradsProgram() as never, { ...this.convUniforms(g, np), eps: o.eps } as never,
+        [o.dy.buffer, o.y.buffer, o.norms.buffer, da, gn], groups(np)),
+      this.ctx.prepare(convWeightGradProgram() as never, this.convUniforms(g, nw) as never, [da, o.x.buffer, o.dweight.buffer], groups(nw)),
+    ];
+    if (o.dx) {
+      run.push(this.ctx.prepare(cosineConvInputGradProgram() as never, { ...this.convUniforms(g, nx), eps: o.eps } as never,
+        [da, gn, o.weight.buffer, o.x.buffer, o.dx.buffer], groups(nx)));
+    }
+    this.run(run);
   }
 
   sgdStep(o: A<"sgdStep">): void {

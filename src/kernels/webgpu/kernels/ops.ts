@@ -11,7 +11,7 @@ import type { StorageBinding, UniformFields } from "../wgsl.js";
 import { cachedProgram } from "./common.js";
 
 /** One thread per output element: `body` sees `i` (the element), returns early past u.count. */
-function perElement<F extends UniformFields>(name: string, key: readonly unknown[], uniforms: ReturnType<typeof uniformBlock<F>>, bindings: StorageBinding[], body: string, helpers = ""): Program {
+export function perElement<F extends UniformFields>(name: string, key: readonly unknown[], uniforms: ReturnType<typeof uniformBlock<F>>, bindings: StorageBinding[], body: string, helpers = ""): Program {
   return cachedProgram(name, key, () => ({
     bindings,
     uniforms: uniforms as never,

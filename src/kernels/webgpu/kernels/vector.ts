@@ -1,6 +1,6 @@
 /**
  * Per-vector L2 kernels: Weight Norm's weight computation and Cosine Norm's normalisation
- * (src/kernels/ts/weight_norm.ts and src/nn/cosine_norm.ts have the math). One workgroup per vector; element e
+ * (src/kernels/ts/weight_norm.ts and src/kernels/ts/cosine.ts have the math). One workgroup per vector; element e
  * of vector r is at r * vs + e * es (rows of [R, len]: vs = len, es = 1; columns of [len, R]:
  * vs = 1, es = R).
  *
