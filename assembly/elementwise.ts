@@ -115,3 +115,32 @@ export function maxPoolBwdDisjoint(dx: usize, dy: usize, argmax: usize, S: i32, 
     store<f32>(dx + (<usize>a << 2), load<f32>(dy + (<usize>o << 2)));
   }
 }
+
+// ---- SGD (torch.optim.SGD), as src/kernels/ts/optim.ts: the same float64 arithmetic on f32 storage
+// (f64x2 lanes; each intermediate rounded where the TypeScript kernel rounds it), so the two give the
+// same bits. Over elements [i0, i1); the plain step's b is unused.
+
+/** mode 0: p ← p − lr·(g + wd·p);  1: b = g + wd·p (the first momentum step);  2: b = μ·b + keep·(g + wd·p);
+ *  then p ← p − lr·b for modes 1 and 2 (b's unrounded value, as the TypeScript kernel uses it). */
+export function sgdStep(p: usize, g: usize, b: usize, mode: i32, lr: f64, mu: f64, keep: f64, wd: f64, i0: i32, i1: i32): void {
+  const vlr = f64x2.splat(lr), vmu = f64x2.splat(mu), vkeep = f64x2.splat(keep), vwd = f64x2.splat(wd);
+  let i = i0;
+  for (; i + 2 <= i1; i += 2) {
+    const o = <usize>i << 2;
+    const pi = f64x2.promote_low_f32x4(v128.load64_zero(p + o));
+    const gi = f64x2.add(f64x2.promote_low_f32x4(v128.load64_zero(g + o)), f64x2.mul(vwd, pi));
+    let d = gi;
+    if (mode == 2) d = f64x2.add(f64x2.mul(vmu, f64x2.promote_low_f32x4(v128.load64_zero(b + o))), f64x2.mul(vkeep, gi));
+    if (mode != 0) v128.store64_lane(b + o, f32x4.demote_f64x2_zero(d), 0);
+    v128.store64_lane(p + o, f32x4.demote_f64x2_zero(f64x2.sub(pi, f64x2.mul(vlr, d))), 0);
+  }
+  for (; i < i1; i++) {
+    const o = <usize>i << 2;
+    const pi = <f64>load<f32>(p + o);
+    const gi = <f64>load<f32>(g + o) + wd * pi;
+    let d = gi;
+    if (mode == 2) d = mu * <f64>load<f32>(b + o) + keep * gi;
+    if (mode != 0) store<f32>(b + o, <f32>d);
+    store<f32>(p + o, <f32>(pi - lr * d));
+  }
+}

@@ -22,7 +22,10 @@ export interface Parameter {
 }
 
 export function makeParameter(shape: readonly number[], dtype: DType, fill: number): Parameter {
-  return { value: Tensor.full(shape, fill, dtype), grad: Tensor.zeros(shape, dtype) };
+  // host storage from the host device: float32 in the WebAssembly memory, where its kernels use it in place
+  const value = cpu.zeros(shape, dtype);
+  if (fill !== 0) value.data.fill(fill);
+  return { value, grad: cpu.zeros(shape, dtype) };
 }
 
 /** A parameter whose tensors a module replaces when it moves to another device. */

@@ -189,3 +189,21 @@ function mul(seed: number): () => number {
   let s = seed >>> 0;
   return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296);
 }
+
+describe("the SGD step on resident parameters", () => {
+  for (const [name, momentum, first] of [["plain", 0, false], ["first momentum step", 0.9, true], ["momentum", 0.9, false]] as const) {
+    it(`${name}: the WebAssembly kernel gives the TypeScript kernel's bits`, async () => {
+      const n = 1003;
+      const pv = rand(n, 1), gv = rand(n, 2), bv = rand(n, 3);
+      const p = resident(pv, [n]), g = resident(gv, [n]), buf = momentum ? resident(bv, [n]) : null;
+      const o = { param: p, grad: g, buffer: buf, lr: 0.05, momentum, keep: 0.75, weightDecay: 1e-4, nesterov: false, first };
+      const calls = await wasmCallsDuring(() => hostOps.sgdStep(o));
+      assert.equal(calls, 1);
+      const pr = new Tensor(Float32Array.from(pv), [n]), br = momentum ? new Tensor(Float32Array.from(bv), [n]) : null;
+      const plainCalls = await wasmCallsDuring(() => hostOps.sgdStep({ ...o, param: pr, grad: new Tensor(Float32Array.from(gv), [n]), buffer: br }));
+      assert.equal(plainCalls, 0, "plain arrays: the TypeScript kernel");
+      assert.deepEqual(bitsOf(p.data as Float32Array), bitsOf(pr.data as Float32Array));
+      if (buf) assert.deepEqual(bitsOf(buf.data as Float32Array), bitsOf(br!.data as Float32Array));
+    });
+  }
+});

@@ -12,7 +12,7 @@ import { avgPool2dBackward, avgPool2dForward, maxPool2dBackward, maxPool2dForwar
 import { reluBackward, reluForward } from "./relu.js";
 import { softmaxCrossEntropyKernel } from "./loss.js";
 import { weightNormBackward, weightNormForward } from "./weight_norm.js";
-import { wasmElementwise } from "../wasm/elementwise.js";
+import { SGD_MOMENTUM, SGD_MOMENTUM_FIRST, SGD_PLAIN, wasmElementwise } from "../wasm/elementwise.js";
 import { cosineConv2dBackward, cosineConv2dForward, cosineConv2dScratchSize, normalizeBackward, normalizeForward } from "./cosine.js";
 
 class HostWorkspace implements Workspace {
@@ -128,6 +128,12 @@ export const hostOps: OpKernels<Tensor> = {
 
   sgdStep(o) {
     const p = o.param.data, g = o.grad.data, wd = o.weightDecay;
+    const w = !o.nesterov ? (o.buffer === null ? residentF32(p, g) : residentF32(p, g, o.buffer.data)) : null;
+    if (w) {
+      const mode = o.buffer === null ? SGD_PLAIN : o.first ? SGD_MOMENTUM_FIRST : SGD_MOMENTUM;
+      w.sgd(p as Float32Array, g as Float32Array, (o.buffer?.data ?? null) as Float32Array | null, mode, o.lr, o.momentum, o.keep, wd);
+      return;
+    }
     if (o.buffer === null) sgdKernel(p, g, o.lr, wd);
     else if (o.nesterov) sgdNesterovKernel(p, g, o.buffer.data, o.lr, o.momentum, wd, o.first);
     else if (o.first) sgdMomentumFirstKernel(p, g, o.buffer.data, o.lr, wd);

@@ -1,5 +1,5 @@
 /**
- * The WebAssembly SIMD path of ReLU and 2×2 max pooling (assembly/elementwise.ts), for float32
+ * The WebAssembly SIMD path of ReLU, 2×2 max pooling and the SGD step (assembly/elementwise.ts), for float32
  * operands that are all resident in the kernels' memory (the host device's float32 tensors are:
  * src/kernels/cpu.ts). Anything else — a plain Float32Array, float64, kernel mode "ts", no
  * WebAssembly — gets null from {@link wasmElementwiseFor} and runs the TypeScript kernels, which give
@@ -14,7 +14,11 @@ interface ElementwiseExports {
   reluBwd(dx: number, dy: number, x: number, i0: number, i1: number): void;
   maxPool2x2Fwd(y: number, argmax: number, x: number, H: number, W: number, Ho: number, Wo: number, q0: number, q1: number): void;
   maxPoolBwdDisjoint(dx: number, dy: number, argmax: number, S: number, R: number, q0: number, q1: number): void;
+  sgdStep(p: number, g: number, b: number, mode: number, lr: number, mu: number, keep: number, wd: number, i0: number, i1: number): void;
 }
+
+/** sgd()'s modes: the plain step, the first momentum step, a momentum step. */
+export const SGD_PLAIN = 0, SGD_MOMENTUM_FIRST = 1, SGD_MOMENTUM = 2;
 
 export class WasmElementwise {
   private readonly ex: ElementwiseExports;
@@ -48,6 +52,12 @@ export class WasmElementwise {
   maxPoolBackwardDisjoint(dx: Float32Array, dy: Float32Array, argmax: Int32Array, g: Pool2dGeometry): void {
     this.rt.calls++;
     this.ex.maxPoolBwdDisjoint(dx.byteOffset, dy.byteOffset, argmax.byteOffset, g.H * g.W, g.Ho * g.Wo, 0, g.planes);
+  }
+
+  /** torch.optim.SGD's step (without Nesterov) on resident p, g and momentum buffer b (unused by SGD_PLAIN). */
+  sgd(p: Float32Array, g: Float32Array, b: Float32Array | null, mode: number, lr: number, mu: number, keep: number, wd: number): void {
+    this.rt.calls++;
+    this.ex.sgdStep(p.byteOffset, g.byteOffset, b === null ? 0 : b.byteOffset, mode, lr, mu, keep, wd, 0, p.length);
   }
 
   /** An Int32Array of n zeros in the kernels' memory, or null when the memory is full. */
