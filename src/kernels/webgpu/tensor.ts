@@ -75,7 +75,9 @@ export function uploadTensor(ctx: GpuContext, src: Tensor | ArrayLike<number>, s
 export function writeTensor(t: GpuTensor, data: ArrayLike<number>): void {
   t.assertAlive("writeTensor");
   if (data.length !== t.size) throw new ShapeError("data", `${t.size} values`, `${data.length}`, "writeTensor");
-  const f32 = data instanceof Float32Array ? data : Float32Array.from(data);
+  // a view of shared memory (a host tensor resident in the WebAssembly memory) is copied out first:
+  // Dawn's writeBuffer takes only an ArrayBuffer
+  const f32 = data instanceof Float32Array && data.buffer instanceof ArrayBuffer ? data : Float32Array.from(data);
   if (f32.length > 0) t.ctx.scoped(() => t.ctx.device.queue.writeBuffer(t.buffer, 0, f32.buffer, f32.byteOffset, f32.byteLength));
 }
 
