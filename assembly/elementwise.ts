@@ -45,8 +45,9 @@ export function reluBwd(dx: usize, dy: usize, x: usize, i0: i32, i1: i32): void 
   return v128.or(f32x4.gt(v, best), v128.andnot(f32x4.ne(v, v), f32x4.ne(best, best)));
 }
 
+/** takes() for one value, without branches (random data would mispredict them half the time). */
 @inline function takes1(v: f32, best: f32): bool {
-  return v > best || (v != v && best == best);
+  return <bool>(<i32>(v > best) | (<i32>(v != v) & <i32>(best == best)));
 }
 
 /**
@@ -59,47 +60,64 @@ export function maxPool2x2Fwd(y: usize, argmax: usize, x: usize, H: i32, W: i32,
   for (let q = q0; q < q1; q++) {
     const base = q * H * W;
     let o = q * Ho * Wo;
-    for (let oh = 0; oh < Ho; oh++) {
+    for (let oh = 0; oh < Ho; oh++, o += Wo) {
       const r0 = base + 2 * oh * W; // flat index of the window row pair's first element
-      let ow = 0;
-      for (; ow + 4 <= Wo && 2 * ow + 8 <= W; ow += 4, o += 4) {
-        const t = r0 + 2 * ow;
-        const p0 = x + (<usize>t << 2), p1 = x + (<usize>(t + W) << 2);
-        const a0 = v128.load(p0), a1 = v128.load(p0, 16), b0 = v128.load(p1), b1 = v128.load(p1, 16);
-        const i00 = i32x4.add(i32x4.splat(t), lane);
-        // window order: (0,0) (0,1) (1,0) (1,1)
-        let best = v128.shuffle<f32>(a0, a1, 0, 2, 4, 6);
-        let idx = i00;
-        let v = v128.shuffle<f32>(a0, a1, 1, 3, 5, 7);
-        let m = takes(v, best);
-        best = v128.bitselect(v, best, m);
-        idx = v128.bitselect(i32x4.add(i00, i32x4.splat(1)), idx, m);
-        v = v128.shuffle<f32>(b0, b1, 0, 2, 4, 6);
-        m = takes(v, best);
-        best = v128.bitselect(v, best, m);
-        idx = v128.bitselect(i32x4.add(i00, i32x4.splat(W)), idx, m);
-        v = v128.shuffle<f32>(b0, b1, 1, 3, 5, 7);
-        m = takes(v, best);
-        best = v128.bitselect(v, best, m);
-        idx = v128.bitselect(i32x4.add(i00, i32x4.splat(W + 1)), idx, m);
-        v128.store(y + (<usize>o << 2), best);
-        v128.store(argmax + (<usize>o << 2), idx);
-      }
-      for (; ow < Wo; ow++, o++) {
-        const t = r0 + 2 * ow;
-        let best = load<f32>(x + (<usize>t << 2));
-        let bi = t;
-        let v = load<f32>(x + (<usize>(t + 1) << 2));
-        if (takes1(v, best)) { best = v; bi = t + 1; }
-        v = load<f32>(x + (<usize>(t + W) << 2));
-        if (takes1(v, best)) { best = v; bi = t + W; }
-        v = load<f32>(x + (<usize>(t + W + 1) << 2));
-        if (takes1(v, best)) { best = v; bi = t + W + 1; }
-        store<f32>(y + (<usize>o << 2), best);
-        store<i32>(argmax + (<usize>o << 2), bi);
+      if (Wo >= 4) {
+        // blocks of 4 outputs; a last partial block is done as the 4 that end the row (recomputing a
+        // few: the same values), since a scalar tail on random data runs ~10x slower per output
+        for (let ow = 0; ow < Wo; ow += 4) {
+          const o4 = ow + 4 <= Wo ? ow : Wo - 4;
+          pool4(y, argmax, x, r0 + 2 * o4, W, o + o4, lane);
+        }
+      } else {
+        for (let ow = 0; ow < Wo; ow++) pool1(y, argmax, x, r0 + 2 * ow, W, o + ow);
       }
     }
   }
+}
+
+/** Four windows side by side: inputs t .. t+7 of rows t and t + W; outputs o .. o+3. */
+@inline function pool4(y: usize, argmax: usize, x: usize, t: i32, W: i32, o: i32, lane: v128): void {
+  const p0 = x + (<usize>t << 2), p1 = x + (<usize>(t + W) << 2);
+  const a0 = v128.load(p0), a1 = v128.load(p0, 16), b0 = v128.load(p1), b1 = v128.load(p1, 16);
+  const i00 = i32x4.add(i32x4.splat(t), lane);
+  // window order: (0,0) (0,1) (1,0) (1,1)
+  let best = v128.shuffle<f32>(a0, a1, 0, 2, 4, 6);
+  let idx = i00;
+  let v = v128.shuffle<f32>(a0, a1, 1, 3, 5, 7);
+  let m = takes(v, best);
+  best = v128.bitselect(v, best, m);
+  idx = v128.bitselect(i32x4.add(i00, i32x4.splat(1)), idx, m);
+  v = v128.shuffle<f32>(b0, b1, 0, 2, 4, 6);
+  m = takes(v, best);
+  best = v128.bitselect(v, best, m);
+  idx = v128.bitselect(i32x4.add(i00, i32x4.splat(W)), idx, m);
+  v = v128.shuffle<f32>(b0, b1, 1, 3, 5, 7);
+  m = takes(v, best);
+  best = v128.bitselect(v, best, m);
+  idx = v128.bitselect(i32x4.add(i00, i32x4.splat(W + 1)), idx, m);
+  v128.store(y + (<usize>o << 2), best);
+  v128.store(argmax + (<usize>o << 2), idx);
+}
+
+/** One window: inputs t, t+1, t+W, t+W+1; output o. */
+@inline function pool1(y: usize, argmax: usize, x: usize, t: i32, W: i32, o: i32): void {
+  let best = load<f32>(x + (<usize>t << 2));
+  let bi = t;
+  let v = load<f32>(x + (<usize>(t + 1) << 2));
+  let m = takes1(v, best);
+  best = select<f32>(v, best, m);
+  bi = select<i32>(t + 1, bi, m);
+  v = load<f32>(x + (<usize>(t + W) << 2));
+  m = takes1(v, best);
+  best = select<f32>(v, best, m);
+  bi = select<i32>(t + W, bi, m);
+  v = load<f32>(x + (<usize>(t + W + 1) << 2));
+  m = takes1(v, best);
+  best = select<f32>(v, best, m);
+  bi = select<i32>(t + W + 1, bi, m);
+  store<f32>(y + (<usize>o << 2), best);
+  store<i32>(argmax + (<usize>o << 2), bi);
 }
 
 /**
