@@ -3,7 +3,7 @@
 // The JS side's indices are in src/kernels/wasm/call_block.ts, from the same description.
 
 /** Bytes of the call block. */
-export const BLK_BYTES: i32 = 192;
+export const BLK_BYTES: i32 = 200;
 
 // ---- fields: byte offsets from the block's address ----
 /** i32: the op (OP_*) */
@@ -98,6 +98,8 @@ export const BLK_CV_DW: i32 = 180;
 export const BLK_CV_DX: i32 = 184;
 /** i32: conv backward: f32[CHUNKS * O], one dbias partial per chunk (0 = no dbias) */
 export const BLK_CV_DB: i32 = 188;
+/** i32: max pooling: i32 argmax, one flat input index per output */
+export const BLK_IDX: i32 = 192;
 
 // ---- op codes (field OP) ----
 /** statistics, rstd and y in one pass */
@@ -114,6 +116,14 @@ export const OP_COMBINE: i32 = 5;
 export const OP_CONV_FWD: i32 = 6;
 /** conv: per-chunk dW partials and dx = col2im(W^T dy) over images (K = N) */
 export const OP_CONV_BWD: i32 = 7;
+/** y (Y) = relu(x) over K elements */
+export const OP_RELU_FWD: i32 = 8;
+/** dx (Y) = dy where x > 0 over K elements */
+export const OP_RELU_BWD: i32 = 9;
+/** 2x2 stride-2 max pooling of K planes CV_H x CV_W into y (Y) and argmax (IDX) */
+export const OP_MAXPOOL_FWD: i32 = 10;
+/** max pooling's backward, disjoint windows, over K planes: dx (Y) from dy and argmax (IDX) */
+export const OP_MAXPOOL_BWD: i32 = 11;
 
 // ---- flag bits (field FLAGS) ----
 /** bit 0: subtract the mean (all but RMSNorm) */

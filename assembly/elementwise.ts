@@ -2,8 +2,32 @@
  * Element-wise and pooling kernels of the training stack (WebAssembly SIMD, f32x4), for operands
  * resident in the kernels' memory (src/kernels/wasm/elementwise.ts calls them; the TypeScript kernels
  * of src/kernels/ts/relu.ts and pool.ts are the reference they match bit for bit). Each takes a
- * range [i0, i1) of its work so that a call can be split across threads. Pointers are byte addresses.
+ * range [i0, i1) of its work so that a call can be split across threads: `elementwiseRun` does that
+ * for the call block's RELU_* and MAXPOOL_* ops (from `run` in assembly/norm.ts). Pointers are byte
+ * addresses.
  */
+import {
+  BLK_CHUNKS, BLK_CV_H, BLK_CV_HO, BLK_CV_W, BLK_CV_WO, BLK_DY, BLK_IDX, BLK_K, BLK_NEXT, BLK_X, BLK_Y,
+  OP_MAXPOOL_BWD, OP_MAXPOOL_FWD, OP_RELU_BWD, OP_RELU_FWD,
+} from "./call_block";
+
+/** The call block's element-wise ops on this thread: chunks of K items (elements or planes) as they come. */
+export function elementwiseRun(blk: usize, op: i32): void {
+  const K = load<i32>(blk + BLK_K), chunks = load<i32>(blk + BLK_CHUNKS);
+  const x = <usize>load<i32>(blk + BLK_X), y = <usize>load<i32>(blk + BLK_Y), dy = <usize>load<i32>(blk + BLK_DY);
+  const idx = <usize>load<i32>(blk + BLK_IDX);
+  const H = load<i32>(blk + BLK_CV_H), W = load<i32>(blk + BLK_CV_W), Ho = load<i32>(blk + BLK_CV_HO), Wo = load<i32>(blk + BLK_CV_WO);
+  for (;;) {
+    const c = atomic.add<i32>(blk + BLK_NEXT, 1);
+    if (c >= chunks) break;
+    const k0 = <i32>((<i64>K * <i64>c) / <i64>chunks);
+    const k1 = <i32>((<i64>K * <i64>(c + 1)) / <i64>chunks);
+    if (op == OP_RELU_FWD) reluFwd(y, x, k0, k1);
+    else if (op == OP_RELU_BWD) reluBwd(y, dy, x, k0, k1);
+    else if (op == OP_MAXPOOL_FWD) maxPool2x2Fwd(y, idx, x, H, W, Ho, Wo, k0, k1);
+    else if (op == OP_MAXPOOL_BWD) maxPoolBwdDisjoint(y, dy, idx, H * W, Ho * Wo, k0, k1);
+  }
+}
 
 /**
  * ReLU on the IEEE bit patterns, as src/kernels/ts/relu.ts:

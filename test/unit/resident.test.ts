@@ -12,6 +12,7 @@ import {
 import { reluBackward, reluForward } from "../../src/kernels/ts/relu.js";
 import { maxPool2dBackward, maxPool2dForward, pool2dGeometry } from "../../src/kernels/ts/pool.js";
 import { hostOps } from "../../src/kernels/ts/ops_set.js";
+import { wasmRuntime } from "../../src/kernels/wasm/wasm.js";
 
 function rand(n: number, seed: number): Float32Array {
   const a = new Float32Array(n);
@@ -206,4 +207,37 @@ describe("the SGD step on resident parameters", () => {
       if (buf) assert.deepEqual(bitsOf(buf.data as Float32Array), bitsOf(br!.data as Float32Array));
     });
   }
+});
+
+describe("element-wise kernels split over two threads", () => {
+  after(async () => {
+    await backend.shutdown();
+  });
+  it("ReLU and 2×2 max pooling on 2 threads give the single-thread bits (a call really ran on 2)", async () => {
+    const planes = 128, H = 28, W = 28, n = planes * H * W; // ≥ PARALLEL_MIN_ELEMENTS
+    const g = pool2dGeometry(planes, H, W, 2, 2, 2, 2);
+    const xv = awkward(n, 5), dyv = awkward(n, 6), dpv = rand(planes * g.Ho * g.Wo, 8);
+    const run = () => {
+      const x = resident(xv, [n]), dy = resident(dyv, [n]), y = cpu.zeros([n], "float32"), dx = cpu.zeros([n], "float32");
+      hostOps.relu({ y, x });
+      hostOps.reluBackward({ dx, dy, x });
+      const py = cpu.zeros([planes * g.Ho * g.Wo], "float32"), argmax = hostOps.createIndices(py.size);
+      hostOps.maxPool2d({ y: py, x, argmax, geometry: g });
+      const pdx = cpu.zeros([n], "float32");
+      hostOps.maxPool2dBackward({ dx: pdx, dy: resident(dpv, [py.size]), argmax, geometry: g });
+      const out = [y, dx, py, pdx].map((t) => bitsOf(t.data as Float32Array));
+      out.push(Array.from((argmax as unknown as { data: Int32Array }).data));
+      argmax.destroy();
+      return out;
+    };
+    await backend.configure({ kernels: "auto", threads: 1 });
+    const one = run();
+    await backend.configure({ threads: 2 });
+    const rt = wasmRuntime()!;
+    rt.maxJoined = 1;
+    let two = run();
+    for (let i = 0; i < 50 && rt.maxJoined < 2; i++) two = run();
+    assert.equal(rt.maxJoined, 2, "a call ran on two threads");
+    assert.deepEqual(two, one);
+  });
 });

@@ -2,7 +2,7 @@
 // The call block's layout for the JS side; the kernels' byte offsets are in assembly/call_block.ts, from the same description.
 
 /** Bytes of the call block. */
-export const BLK_BYTES = 192;
+export const BLK_BYTES = 200;
 
 // ---- fields: I_* index Int32Array views ((block >> 2) + I_*), D_* Float64Array views ((block >> 3) + D_*) ----
 /** i32 at byte 0: the op (OP_*) */
@@ -97,6 +97,8 @@ export const I_CV_DW = 45;
 export const I_CV_DX = 46;
 /** i32 at byte 188: conv backward: f32[CHUNKS * O], one dbias partial per chunk (0 = no dbias) */
 export const I_CV_DB = 47;
+/** i32 at byte 192: max pooling: i32 argmax, one flat input index per output */
+export const I_IDX = 48;
 
 // ---- op codes (field OP) ----
 /** statistics, rstd and y in one pass */
@@ -113,6 +115,14 @@ export const OP_COMBINE = 5;
 export const OP_CONV_FWD = 6;
 /** conv: per-chunk dW partials and dx = col2im(W^T dy) over images (K = N) */
 export const OP_CONV_BWD = 7;
+/** y (Y) = relu(x) over K elements */
+export const OP_RELU_FWD = 8;
+/** dx (Y) = dy where x > 0 over K elements */
+export const OP_RELU_BWD = 9;
+/** 2x2 stride-2 max pooling of K planes CV_H x CV_W into y (Y) and argmax (IDX) */
+export const OP_MAXPOOL_FWD = 10;
+/** max pooling's backward, disjoint windows, over K planes: dx (Y) from dy and argmax (IDX) */
+export const OP_MAXPOOL_BWD = 11;
 
 // ---- flag bits (field FLAGS) ----
 /** bit 0: subtract the mean (all but RMSNorm) */
@@ -172,4 +182,5 @@ export const CALL_BLOCK_FIELDS: readonly { readonly name: string; readonly type:
   { name: "CV_DW", type: "i32", offset: 180 },
   { name: "CV_DX", type: "i32", offset: 184 },
   { name: "CV_DB", type: "i32", offset: 188 },
+  { name: "IDX", type: "i32", offset: 192 },
 ];

@@ -7,7 +7,10 @@
  */
 import type { Pool2dGeometry } from "../contract/ops.js";
 import { getKernelMode } from "../registry.js";
-import { WasmRuntime, wasmRuntime } from "./wasm.js";
+import { PARALLEL_MIN_ELEMENTS, WasmRuntime, wasmRuntime, wasmThreadSetting } from "./wasm.js";
+import {
+  I_CV_H, I_CV_HO, I_CV_W, I_CV_WO, I_DY, I_IDX, I_K, I_OP, I_X, I_Y, OP_MAXPOOL_BWD, OP_MAXPOOL_FWD, OP_RELU_BWD, OP_RELU_FWD,
+} from "./call_block.js";
 
 interface ElementwiseExports {
   reluFwd(y: number, x: number, i0: number, i1: number): void;
@@ -32,24 +35,52 @@ export class WasmElementwise {
     return true;
   }
 
+  /**
+   * Threads for a call touching `elements` values: the setting from PARALLEL_MIN_ELEMENTS on, else 1.
+   * With more than one the call goes through the call block (`run`, split in chunks of `items`).
+   */
+  private threads(elements: number): number {
+    return elements >= PARALLEL_MIN_ELEMENTS ? wasmThreadSetting() : 1;
+  }
+
+  /** Runs op `op` on the call block over `items` items, on T threads. */
+  private split(op: number, T: number, items: number, y: number, x: number, dy: number, idx: number, g: Pool2dGeometry | null): void {
+    const i32 = this.rt.i32, b = this.rt.block >> 2;
+    i32[b + I_OP] = op;
+    i32[b + I_K] = items;
+    i32[b + I_Y] = y; i32[b + I_X] = x; i32[b + I_DY] = dy; i32[b + I_IDX] = idx;
+    if (g) {
+      i32[b + I_CV_H] = g.H; i32[b + I_CV_W] = g.W; i32[b + I_CV_HO] = g.Ho; i32[b + I_CV_WO] = g.Wo;
+    }
+    this.rt.exec(T, items);
+  }
+
   relu(y: Float32Array, x: Float32Array): void {
+    const T = this.threads(x.length);
+    if (T > 1) return this.split(OP_RELU_FWD, T, x.length, y.byteOffset, x.byteOffset, 0, 0, null);
     this.rt.calls++;
     this.ex.reluFwd(y.byteOffset, x.byteOffset, 0, x.length);
   }
 
   reluBackward(dx: Float32Array, dy: Float32Array, x: Float32Array): void {
+    const T = this.threads(x.length);
+    if (T > 1) return this.split(OP_RELU_BWD, T, x.length, dx.byteOffset, x.byteOffset, dy.byteOffset, 0, null);
     this.rt.calls++;
     this.ex.reluBwd(dx.byteOffset, dy.byteOffset, x.byteOffset, 0, x.length);
   }
 
   /** 2×2 stride-2 windows: y, argmax (flat input indices). */
   maxPool2x2(y: Float32Array, argmax: Int32Array, x: Float32Array, g: Pool2dGeometry): void {
+    const T = this.threads(x.length);
+    if (T > 1 && g.planes > 1) return this.split(OP_MAXPOOL_FWD, T, g.planes, y.byteOffset, x.byteOffset, 0, argmax.byteOffset, g);
     this.rt.calls++;
     this.ex.maxPool2x2Fwd(y.byteOffset, argmax.byteOffset, x.byteOffset, g.H, g.W, g.Ho, g.Wo, 0, g.planes);
   }
 
   /** Windows that do not overlap (stride ≥ kernel): dx = 0, dx[argmax] = dy. */
   maxPoolBackwardDisjoint(dx: Float32Array, dy: Float32Array, argmax: Int32Array, g: Pool2dGeometry): void {
+    const T = this.threads(dx.length);
+    if (T > 1 && g.planes > 1) return this.split(OP_MAXPOOL_BWD, T, g.planes, dx.byteOffset, 0, dy.byteOffset, argmax.byteOffset, g);
     this.rt.calls++;
     this.ex.maxPoolBwdDisjoint(dx.byteOffset, dy.byteOffset, argmax.byteOffset, g.H * g.W, g.Ho * g.Wo, 0, g.planes);
   }
