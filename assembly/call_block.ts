@@ -3,7 +3,7 @@
 // The JS side's indices are in src/kernels/wasm/call_block.ts, from the same description.
 
 /** Bytes of the call block. */
-export const BLK_BYTES: i32 = 200;
+export const BLK_BYTES: i32 = 224;
 
 // ---- fields: byte offsets from the block's address ----
 /** i32: the op (OP_*) */
@@ -100,6 +100,18 @@ export const BLK_CV_DX: i32 = 184;
 export const BLK_CV_DB: i32 = 188;
 /** i32: max pooling: i32 argmax, one flat input index per output */
 export const BLK_IDX: i32 = 192;
+/** i32: gemm: columns of C */
+export const BLK_G_N: i32 = 196;
+/** i32: gemm: the reduction length */
+export const BLK_G_K: i32 = 200;
+/** i32: gemm: A's stride along i (elements; GEMM_NT: lda) */
+export const BLK_G_AI: i32 = 204;
+/** i32: gemm NN: A's stride along k (elements) */
+export const BLK_G_AK: i32 = 208;
+/** i32: gemm: B's row stride (elements) */
+export const BLK_G_LDB: i32 = 212;
+/** i32: gemm: C's row stride (elements) */
+export const BLK_G_LDC: i32 = 216;
 
 // ---- op codes (field OP) ----
 /** statistics, rstd and y in one pass */
@@ -124,6 +136,10 @@ export const OP_RELU_BWD: i32 = 9;
 export const OP_MAXPOOL_FWD: i32 = 10;
 /** max pooling's backward, disjoint windows, over K planes: dx (Y) from dy and argmax (IDX) */
 export const OP_MAXPOOL_BWD: i32 = 11;
+/** C (Y) (+)= A (X) · B (W) over K rows of C in chunks; ACCUMULATE: += */
+export const OP_GEMM_NN: i32 = 12;
+/** C (Y) (+)= A (X) · B (W)^T over K rows of C in chunks; ACCUMULATE: += */
+export const OP_GEMM_NT: i32 = 13;
 
 // ---- flag bits (field FLAGS) ----
 /** bit 0: subtract the mean (all but RMSNorm) */
@@ -132,5 +148,5 @@ export const F_CENTER: i32 = 1;
 export const F_ELEMENT: i32 = 2;
 /** bit 2: backward with constant statistics */
 export const F_FIXED: i32 = 4;
-/** bit 3: conv backward: dx += instead of = */
+/** bit 3: conv backward: dx += instead of =; gemm: C += */
 export const F_ACCUMULATE: i32 = 8;

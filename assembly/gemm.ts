@@ -7,7 +7,33 @@
  *
  *   gemmNN:  C[M,N] (+)= A(i,k) · B[k,j]   A(i,k) = a[i·ai + k·ak] (any strides), B row-major (ldb)
  *   gemmNT:  C[M,N] (+)= Σ_k A[i,k] · B[j,k]   A, B row-major along k (lda, ldb): dot products
+ * `gemmRun` splits either over the rows of C for the call block's GEMM_* ops (from `run` in
+ * assembly/norm.ts): each chunk owns its rows, so the result does not depend on the split.
  */
+import {
+  BLK_CHUNKS, BLK_FLAGS, BLK_G_AI, BLK_G_AK, BLK_G_K, BLK_G_LDB, BLK_G_LDC, BLK_G_N, BLK_K, BLK_NEXT, BLK_W, BLK_X, BLK_Y,
+  F_ACCUMULATE, OP_GEMM_NN,
+} from "./call_block";
+
+/** The call block's GEMM on this thread: chunks of C's K rows as they come. */
+export function gemmRun(blk: usize, op: i32): void {
+  const M = load<i32>(blk + BLK_K), chunks = load<i32>(blk + BLK_CHUNKS);
+  const N = load<i32>(blk + BLK_G_N), K = load<i32>(blk + BLK_G_K), ai = load<i32>(blk + BLK_G_AI), ak = load<i32>(blk + BLK_G_AK);
+  const ldb = load<i32>(blk + BLK_G_LDB), ldc = load<i32>(blk + BLK_G_LDC);
+  const a = <usize>load<i32>(blk + BLK_X), b = <usize>load<i32>(blk + BLK_W), c = <usize>load<i32>(blk + BLK_Y);
+  const acc = (load<i32>(blk + BLK_FLAGS) & F_ACCUMULATE) != 0;
+  for (;;) {
+    const ch = atomic.add<i32>(blk + BLK_NEXT, 1);
+    if (ch >= chunks) break;
+    // chunk boundaries on multiples of 4 rows (the micro-kernel's height)
+    const i0 = <i32>((<i64>(M >> 2) * <i64>ch) / <i64>chunks) << 2;
+    const i1 = ch + 1 == chunks ? M : <i32>((<i64>(M >> 2) * <i64>(ch + 1)) / <i64>chunks) << 2;
+    if (i0 >= i1) continue;
+    const pa = a + ((<usize>i0 * <usize>ai) << 2), pc = c + ((<usize>i0 * <usize>ldc) << 2);
+    if (op == OP_GEMM_NN) gemmNN(i1 - i0, N, K, pa, ai, ak, b, ldb, pc, ldc, acc);
+    else gemmNT(i1 - i0, N, K, pa, ai, b, ldb, pc, ldc, acc);
+  }
+}
 
 @inline function ldf(p: usize): f32 {
   return load<f32>(p);

@@ -22,10 +22,11 @@ import {
   BLK_ACC, BLK_CHUNKS, BLK_COMB_A, BLK_COMB_B, BLK_COMB_D, BLK_CPG, BLK_CSTEP, BLK_DY, BLK_EPS, BLK_FLAGS, BLK_GC,
   BLK_GSTRIDE, BLK_INVM, BLK_K, BLK_L, BLK_MEAN, BLK_NEXT, BLK_NSEG, BLK_OP, BLK_P, BLK_PART, BLK_RSTD, BLK_SSTRIDE,
   BLK_SUMG, BLK_SUMGX, BLK_VAR, BLK_W, BLK_B, BLK_X, BLK_Y,
-  F_CENTER, F_ELEMENT, F_FIXED, OP_APPLY, OP_BWD, OP_COMBINE, OP_CONV_BWD, OP_CONV_FWD, OP_FWD_TRAIN, OP_MAXPOOL_BWD, OP_RELU_FWD, OP_STATS,
+  F_CENTER, F_ELEMENT, F_FIXED, OP_APPLY, OP_BWD, OP_COMBINE, OP_CONV_BWD, OP_CONV_FWD, OP_FWD_TRAIN, OP_GEMM_NN, OP_GEMM_NT, OP_MAXPOOL_BWD, OP_RELU_FWD, OP_STATS,
 } from "./call_block";
 import { convRun } from "./conv";
 import { elementwiseRun } from "./elementwise";
+import { gemmRun } from "./gemm";
 
 // f32 partial sums are flushed to f64 every FLUSH values (per lane: FLUSH / 8 additions)
 const FLUSH: i32 = 512;
@@ -724,6 +725,10 @@ export function run(blk: usize, tid: i32, threads: i32): void {
   }
   if (op >= OP_RELU_FWD && op <= OP_MAXPOOL_BWD) {
     elementwiseRun(blk, op);
+    return;
+  }
+  if (op == OP_GEMM_NN || op == OP_GEMM_NT) {
+    gemmRun(blk, op);
     return;
   }
   if (op == OP_BWD) {

@@ -156,4 +156,29 @@ describe("WebAssembly GEMM path (Conv2d, Linear) vs TypeScript", { skip: availab
       await backend.shutdown();
     }
   });
+
+  it("splits a Linear over two threads by rows of the result: the single-thread bits", async () => {
+    const N = 64, inF = 300, outF = 96;
+    const x = WasmTensor.from(rand(N * inF, 51), [N * inF]).data, w = WasmTensor.from(rand(outF * inF, 52), [outF * inF]).data;
+    const b = rand(outF, 53), dy = WasmTensor.from(rand(N * outF, 54), [N * outF]).data;
+    const run = () => {
+      const y = WasmTensor.zeros([N * outF]).data, dx = WasmTensor.zeros([N * inF]).data, dw = WasmTensor.from(rand(outF * inF, 55), [outF * inF]).data;
+      linearForward(y, x, w, b, N, inF, outF);
+      linearBackward(dx, dw, null, dy, x, w, N, inF, outF, true);
+      return [y, dx, dw].map((a) => Array.from(a));
+    };
+    await backend.configure({ kernels: "wasm", threads: 1 });
+    const one = run();
+    await backend.configure({ threads: 2 });
+    try {
+      const rt = wasmRuntime()!;
+      rt.maxJoined = 1;
+      let two = run();
+      for (let i = 0; i < 50 && rt.maxJoined < 2; i++) two = run();
+      assert.equal(rt.maxJoined, 2, "a call ran on two threads");
+      assert.deepEqual(two, one);
+    } finally {
+      await backend.shutdown();
+    }
+  });
 });

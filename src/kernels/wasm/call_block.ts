@@ -2,7 +2,7 @@
 // The call block's layout for the JS side; the kernels' byte offsets are in assembly/call_block.ts, from the same description.
 
 /** Bytes of the call block. */
-export const BLK_BYTES = 200;
+export const BLK_BYTES = 224;
 
 // ---- fields: I_* index Int32Array views ((block >> 2) + I_*), D_* Float64Array views ((block >> 3) + D_*) ----
 /** i32 at byte 0: the op (OP_*) */
@@ -99,6 +99,18 @@ export const I_CV_DX = 46;
 export const I_CV_DB = 47;
 /** i32 at byte 192: max pooling: i32 argmax, one flat input index per output */
 export const I_IDX = 48;
+/** i32 at byte 196: gemm: columns of C */
+export const I_G_N = 49;
+/** i32 at byte 200: gemm: the reduction length */
+export const I_G_K = 50;
+/** i32 at byte 204: gemm: A's stride along i (elements; GEMM_NT: lda) */
+export const I_G_AI = 51;
+/** i32 at byte 208: gemm NN: A's stride along k (elements) */
+export const I_G_AK = 52;
+/** i32 at byte 212: gemm: B's row stride (elements) */
+export const I_G_LDB = 53;
+/** i32 at byte 216: gemm: C's row stride (elements) */
+export const I_G_LDC = 54;
 
 // ---- op codes (field OP) ----
 /** statistics, rstd and y in one pass */
@@ -123,6 +135,10 @@ export const OP_RELU_BWD = 9;
 export const OP_MAXPOOL_FWD = 10;
 /** max pooling's backward, disjoint windows, over K planes: dx (Y) from dy and argmax (IDX) */
 export const OP_MAXPOOL_BWD = 11;
+/** C (Y) (+)= A (X) · B (W) over K rows of C in chunks; ACCUMULATE: += */
+export const OP_GEMM_NN = 12;
+/** C (Y) (+)= A (X) · B (W)^T over K rows of C in chunks; ACCUMULATE: += */
+export const OP_GEMM_NT = 13;
 
 // ---- flag bits (field FLAGS) ----
 /** bit 0: subtract the mean (all but RMSNorm) */
@@ -131,7 +147,7 @@ export const F_CENTER = 1;
 export const F_ELEMENT = 2;
 /** bit 2: backward with constant statistics */
 export const F_FIXED = 4;
-/** bit 3: conv backward: dx += instead of = */
+/** bit 3: conv backward: dx += instead of =; gemm: C += */
 export const F_ACCUMULATE = 8;
 
 /** Every field in block order, with its byte offset (for checks and debugging). */
@@ -183,4 +199,10 @@ export const CALL_BLOCK_FIELDS: readonly { readonly name: string; readonly type:
   { name: "CV_DX", type: "i32", offset: 184 },
   { name: "CV_DB", type: "i32", offset: 188 },
   { name: "IDX", type: "i32", offset: 192 },
+  { name: "G_N", type: "i32", offset: 196 },
+  { name: "G_K", type: "i32", offset: 200 },
+  { name: "G_AI", type: "i32", offset: 204 },
+  { name: "G_AK", type: "i32", offset: 208 },
+  { name: "G_LDB", type: "i32", offset: 212 },
+  { name: "G_LDC", type: "i32", offset: 216 },
 ];

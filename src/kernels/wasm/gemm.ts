@@ -15,11 +15,14 @@ import { getKernelMode } from "../registry.js";
 import { Region, WasmRuntime, wasmRuntime, wasmThreadSetting } from "./wasm.js";
 import {
   F_ACCUMULATE, I_B, I_CHUNKS, I_CV_C, I_CV_COL, I_CV_DB, I_CV_DW, I_CV_DX, I_CV_H, I_CV_HO, I_CV_KH, I_CV_KW, I_CV_O, I_CV_PH,
-  I_CV_PW, I_CV_SH, I_CV_SW, I_CV_W, I_CV_WO, I_DY, I_FLAGS, I_K, I_OP, I_W, I_X, I_Y, OP_CONV_BWD, OP_CONV_FWD,
+  I_CV_PW, I_CV_SH, I_CV_SW, I_CV_W, I_CV_WO, I_DY, I_FLAGS, I_G_AI, I_G_AK, I_G_K, I_G_LDB, I_G_LDC, I_G_N, I_K, I_OP, I_W,
+  I_X, I_Y, OP_CONV_BWD, OP_CONV_FWD, OP_GEMM_NN, OP_GEMM_NT,
 } from "./call_block.js";
 
 /** A convolution is split over the batch (threads > 1) from this many multiply-adds on. */
 const CONV_PARALLEL_MIN_MACS = 1 << 20;
+/** A matrix product is split over the rows of its result (threads > 1) from this many multiply-adds on. */
+const GEMM_PARALLEL_MIN_MACS = 1 << 20;
 /** At most this many chunks of images per thread (each chunk keeps a dweight partial). */
 const CONV_CHUNKS_PER_THREAD = 16;
 
@@ -132,6 +135,26 @@ export class WasmGemm {
     if (dx !== null) this.out(dx, pdx, N * C * H * W);
   }
 
+  /**
+   * C[M,N] (+)= A·B (NN: A(i,k) at a + 4·(i·ai + k·ak), B row-major ldb) or A·Bᵀ (NT: A row i at
+   * a + 4·i·ai, B row j at b + 4·j·ldb), split over the rows of C on the thread setting when the
+   * product is big enough (each row of C is one thread's: the same result on any split).
+   */
+  private gemm(nt: boolean, M: number, N: number, K: number, a: number, ai: number, ak: number, b: number, ldb: number, c: number, ldc: number, acc: boolean): void {
+    const T = wasmThreadSetting();
+    if (T > 1 && M >= 8 && M * N * K >= GEMM_PARALLEL_MIN_MACS) {
+      const i32 = this.rt.i32, blk = this.rt.block >> 2;
+      i32[blk + I_OP] = nt ? OP_GEMM_NT : OP_GEMM_NN;
+      i32[blk + I_K] = M; i32[blk + I_G_N] = N; i32[blk + I_G_K] = K; i32[blk + I_G_AI] = ai; i32[blk + I_G_AK] = ak;
+      i32[blk + I_X] = a; i32[blk + I_W] = b; i32[blk + I_Y] = c; i32[blk + I_G_LDB] = ldb; i32[blk + I_G_LDC] = ldc;
+      i32[blk + I_FLAGS] = acc ? F_ACCUMULATE : 0;
+      this.rt.exec(Math.min(T, M >> 2), M);
+      return;
+    }
+    if (nt) this.ex.gemmNT(M, N, K, a, ai, b, ldb, c, ldc, acc ? 1 : 0);
+    else this.ex.gemmNN(M, N, K, a, ai, ak, b, ldb, c, ldc, acc ? 1 : 0);
+  }
+
   /** y = x·Wᵀ + b (see linearForward in src/kernels/ts/linear.ts). */
   linearForward(out: Float32Array, x: Float32Array, w: Float32Array, b: Float32Array | null, N: number, inF: number, outF: number): void {
     this.rt.calls++;
@@ -142,7 +165,7 @@ export class WasmGemm {
       const f32 = this.rt.f32, bb = b.length === outF ? b : b.subarray(0, outF);
       for (let n = 0; n < N; n++) f32.set(bb, (py >> 2) + n * outF);
     }
-    this.ex.gemmNT(N, outF, inF, px, inF, pw, inF, py, outF, b !== null ? 1 : 0);
+    this.gemm(true, N, outF, inF, px, inF, 0, pw, inF, py, outF, b !== null);
     this.out(out, py, N * outF);
   }
 
@@ -153,17 +176,16 @@ export class WasmGemm {
   ): void {
     this.rt.calls++;
     const pdy = this.place(dy, N * outF, this.dyR, true);
-    const acc = accumulate ? 1 : 0;
     if (dx !== null) {
       const pw = this.place(w, outF * inF, this.wR, true);
       const pdx = this.place(dx, N * inF, this.dxR, accumulate);
-      this.ex.gemmNN(N, inF, outF, pdy, outF, 1, pw, inF, pdx, inF, acc);
+      this.gemm(false, N, inF, outF, pdy, outF, 1, pw, inF, pdx, inF, accumulate);
       this.out(dx, pdx, N * inF);
     }
     if (dw !== null) {
       const px = this.place(x, N * inF, this.xR, true);
       const pdw = this.place(dw, outF * inF, this.dwR, accumulate);
-      this.ex.gemmNN(outF, inF, N, pdy, 1, outF, px, inF, pdw, inF, acc);
+      this.gemm(false, outF, inF, N, pdy, 1, outF, px, inF, pdw, inF, accumulate);
       this.out(dw, pdw, outF * inF);
     }
   }
