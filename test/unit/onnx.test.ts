@@ -2,7 +2,8 @@
 // running statistics, exported and run in onnxruntime-node (bench/node_modules, the benchmark's peer:
 // `cd bench && ONNXRUNTIME_NODE_INSTALL_CUDA=skip npm install`), against normkit's eval forward; the
 // exported files through onnx.checker (scripts/check_onnx.py, when /usr/bin/python3 has Debian's
-// python3-onnx); the typed errors. Without either tool the tests that need it skip, saying why.
+// python3-onnx); the typed errors. Without either tool the tests that need it skip, saying why
+// (.ci/install-onnx.sh installs both).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { execFileSync, spawnSync } from "node:child_process";
