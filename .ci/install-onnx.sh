@@ -2,7 +2,7 @@
 # Installs what test/unit/onnx.test.ts needs to run all of its checks (it skips them, saying why,
 # without): Debian's python3-onnx (onnx.checker for scripts/check_onnx.py, under /usr/bin/python3) and
 # onnxruntime-node in bench/node_modules (the benchmark's peer, bench/package.json; its CUDA download
-# skipped). Not called by .ci/run unless added there, before `npm test`.
+# skipped). Called by .ci/run before `npm test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""
