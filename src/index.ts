@@ -29,7 +29,7 @@ export type { SwitchableNormOptions, SwitchComponent, SwitchableStatistics } fro
 export * as functional from "./functional.js";
 export * as engine from "./kernels/ts/norm.js";
 export * as backend from "./kernels/backend.js";
-export { WasmTensor } from "./kernels/wasm/wasm_tensor.js";
+export { WasmTensor, residentScope } from "./kernels/wasm/wasm_tensor.js";
 
 export { validateFixture, FixtureError } from "./conformance/fixture.js";
 export type { FixtureCase, FixtureFile, FixtureTensor } from "./conformance/fixture.js";

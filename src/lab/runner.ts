@@ -10,6 +10,7 @@ import { type RunResult, type RunSpec, trainRun } from "./train.js";
 import type { Device } from "../kernels/contract/device.js";
 import { cpu } from "../kernels/cpu.js";
 import * as backend from "../kernels/backend.js";
+import { residentScope } from "../kernels/wasm/wasm_tensor.js";
 
 export type RunnerEvent =
   | { type: "start"; index: number; spec: RunSpec }
@@ -44,7 +45,8 @@ export async function runAll(
     try {
       for (const i of queue) {
         onEvent({ type: "start", index: i, spec: specs[i]! });
-        const r = await trainRun(specs[i]!, data, (d, t) => onEvent({ type: "progress", index: i, samplesDone: d, samplesTotal: t }), device);
+        // a finished run's resident tensors go back to the WebAssembly memory at once (residentScope)
+        const r = await residentScope(() => trainRun(specs[i]!, data, (d, t) => onEvent({ type: "progress", index: i, samplesDone: d, samplesTotal: t }), device));
         results[i] = r;
         onEvent({ type: "done", index: i, result: r });
       }

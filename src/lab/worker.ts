@@ -7,6 +7,7 @@ import type { Dataset } from "./data.js";
 import type { WorkerMessage, WorkerRequest } from "./runner.js";
 import { trainRun } from "./train.js";
 import * as backend from "../kernels/backend.js";
+import { residentScope } from "../kernels/wasm/wasm_tensor.js";
 
 const port = parentPort;
 if (!port) throw new Error("lab worker: must run as a worker thread");
@@ -19,12 +20,13 @@ port.on("message", async (req: WorkerRequest) => {
   let last = 0;
   try {
     await ready;
-    const result = await trainRun(req.spec, data, (samplesDone, samplesTotal) => {
+    // a finished run's resident tensors go back to the WebAssembly memory at once (residentScope)
+    const result = await residentScope(() => trainRun(req.spec, data, (samplesDone, samplesTotal) => {
       const now = performance.now();
       if (now - last < 100 && samplesDone < samplesTotal) return;
       last = now;
       port.postMessage({ type: "progress", index, samplesDone, samplesTotal } satisfies WorkerMessage);
-    });
+    }));
     port.postMessage({ type: "done", index, result } satisfies WorkerMessage);
   } catch (e) {
     port.postMessage({ type: "error", index, message: e instanceof Error ? e.message : String(e) } satisfies WorkerMessage);

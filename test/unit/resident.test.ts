@@ -13,6 +13,7 @@ import { reluBackward, reluForward } from "../../src/kernels/ts/relu.js";
 import { maxPool2dBackward, maxPool2dForward, pool2dGeometry } from "../../src/kernels/ts/pool.js";
 import { hostOps } from "../../src/kernels/ts/ops_set.js";
 import { wasmRuntime } from "../../src/kernels/wasm/wasm.js";
+import { residentScope } from "../../src/kernels/wasm/wasm_tensor.js";
 
 function rand(n: number, seed: number): Float32Array {
   const a = new Float32Array(n);
@@ -239,5 +240,41 @@ describe("element-wise kernels split over two threads", () => {
     for (let i = 0; i < 50 && rt.maxJoined < 2; i++) two = run();
     assert.equal(rt.maxJoined, 2, "a call ran on two threads");
     assert.deepEqual(two, one);
+  });
+});
+
+describe("residentScope", () => {
+  it("returns the resident storage allocated inside to the memory at its end (nested scopes too); what was allocated before stays", async () => {
+    const before = cpu.zeros([1000], "float32");
+    const base = backend.info().wasmBytes;
+    let inner: Tensor | null = null;
+    const value = await residentScope(async () => {
+      const a = cpu.zeros([4096], "float32");
+      const idx = hostOps.createIndices(2048);
+      await residentScope(() => {
+        inner = cpu.zeros([8192], "float32");
+      });
+      assert.equal(backend.info().wasmBytes, base + 4096 * 4 + 2048 * 4, "the inner scope released its tensor");
+      assert.ok(inner);
+      a.data[0] = 1;
+      void idx;
+      return 42;
+    });
+    assert.equal(value, 42);
+    assert.equal(backend.info().wasmBytes, base, "everything allocated in the scope was released");
+    before.data[999] = 3;
+    assert.equal(before.data[999], 3);
+    (before as WasmTensor).dispose();
+  });
+
+  it("releases on a throw too, and a tensor disposed inside is not released twice", async () => {
+    const base = backend.info().wasmBytes;
+    await assert.rejects(residentScope(() => {
+      const t = cpu.zeros([100], "float32") as WasmTensor;
+      t.dispose();
+      cpu.zeros([300], "float32");
+      throw new Error("boom");
+    }), /boom/);
+    assert.equal(backend.info().wasmBytes, base);
   });
 });

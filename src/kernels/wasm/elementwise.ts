@@ -8,6 +8,7 @@
 import type { Pool2dGeometry } from "../contract/ops.js";
 import { getKernelMode } from "../registry.js";
 import { PARALLEL_MIN_ELEMENTS, WasmRuntime, wasmRuntime, wasmThreadSetting } from "./wasm.js";
+import { trackResident } from "./wasm_tensor.js";
 import {
   I_CV_H, I_CV_HO, I_CV_W, I_CV_WO, I_DY, I_IDX, I_K, I_OP, I_X, I_Y, OP_MAXPOOL_BWD, OP_MAXPOOL_FWD, OP_RELU_BWD, OP_RELU_FWD,
 } from "./call_block.js";
@@ -102,14 +103,27 @@ export class WasmElementwise {
     }
     const a = new Int32Array(this.rt.buffer, p, n);
     a.fill(0);
+    // freed by freeIndices, by the garbage collector, or at the end of a resident scope
+    const rt = this.rt;
+    let freed = false;
+    const owner = { dispose: () => { if (!freed) { freed = true; indexRegistry?.unregister(owner); rt.free(p); } } };
+    indexRegistry?.register(a, p, owner);
+    trackResident(owner);
+    indexOwners.set(a, owner);
     return a;
   }
 
   /** Returns indices() storage. */
   freeIndices(a: Int32Array): void {
-    if (this.rt.owns(a)) this.rt.free(a.byteOffset);
+    indexOwners.get(a)?.dispose();
+    indexOwners.delete(a);
   }
 }
+
+const indexRegistry: FinalizationRegistry<number> | null =
+  typeof FinalizationRegistry === "function" ? new FinalizationRegistry<number>((ptr) => wasmRuntime()?.free(ptr)) : null;
+/** Each index buffer's release (held weakly: a dropped buffer is the registry's to free). */
+const indexOwners = new WeakMap<Int32Array, { dispose(): void }>();
 
 let backend: WasmElementwise | null | undefined;
 

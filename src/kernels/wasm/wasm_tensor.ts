@@ -15,6 +15,41 @@ import { wasmRuntime } from "./wasm.js";
 const registry: FinalizationRegistry<number> | null =
   typeof FinalizationRegistry === "function" ? new FinalizationRegistry<number>((ptr) => wasmRuntime()?.free(ptr)) : null;
 
+/** Something holding WebAssembly-memory storage that a scope can release. */
+interface Releasable {
+  dispose(): void;
+}
+/**
+ * The open resident scopes, innermost last: what each allocated (see residentScope), held weakly —
+ * storage dropped inside a scope is still the garbage collector's to free, so a loop that makes a
+ * fresh tensor per step does not keep them all until the scope ends.
+ */
+const scopes: WeakRef<Releasable>[][] = [];
+
+/** Records storage allocated now, for the innermost resident scope (if any) to release. */
+export function trackResident(r: Releasable): void {
+  if (scopes.length > 0 && typeof WeakRef === "function") scopes[scopes.length - 1]!.push(new WeakRef(r));
+}
+
+/**
+ * Runs `fn` and then returns to the WebAssembly memory every resident tensor (and max-pooling index
+ * buffer) allocated while it ran that is still held, rather than waiting for the garbage collector:
+ * storage in that memory is invisible to the JS heap, so a collection that would free it can be
+ * long in coming (a finished training run's model, say, stays in the memory for the next runs).
+ * Use it around work whose resident tensors are all garbage at its end — nothing allocated in it
+ * may be used after (its `data` would read reused memory). The lab runs each training run in one.
+ */
+export async function residentScope<T>(fn: () => Promise<T> | T): Promise<T> {
+  const list: WeakRef<Releasable>[] = [];
+  scopes.push(list);
+  try {
+    return await fn();
+  } finally {
+    scopes.splice(scopes.lastIndexOf(list), 1);
+    for (const r of list) r.deref()?.dispose();
+  }
+}
+
 export class WasmTensor extends Tensor {
   /** Byte address in the WebAssembly memory (-1 when not in it). */
   readonly address: number;
@@ -42,6 +77,7 @@ export class WasmTensor extends Tensor {
     data.fill(0);
     const t = new WasmTensor(data, shape, ptr);
     registry?.register(data, ptr, t);
+    trackResident(t);
     return t;
   }
 
@@ -64,6 +100,7 @@ export class WasmTensor extends Tensor {
     data.fill(0);
     const t = new WasmTensor(data, shape, ptr);
     registry?.register(data, ptr, t);
+    trackResident(t);
     return t;
   }
 
