@@ -6,7 +6,7 @@
  *   await normkit.backend.shutdown();                  // stop the workers (they never keep Node alive anyway)
  */
 import { KernelMode, getKernelMode, setKernelMode } from "./registry.js";
-import { startThreads, stopThreads } from "./wasm/threads_node.js";
+import { startThreads, stopThreads } from "#threads"; // threads_node.js in Node, threads_none.js elsewhere (package.json "imports")
 import { PARALLEL_MIN_ELEMENTS, setWasmThreads, wasmRuntime, wasmUnavailableReason } from "./wasm/wasm.js";
 
 export type { KernelMode } from "./registry.js";
