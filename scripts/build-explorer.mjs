@@ -63,7 +63,7 @@ export async function buildExplorer({ out = join(ROOT, "dist/explorer"), digits 
     minify: true,
     legalComments: "none",
     outfile: join(out, "app.js"),
-    external: ["node:*"], // only behind Node-only branches (worker threads), never loaded in a browser
+    // no externals: the core has no Node import; its "#threads" resolves to the browser stub
     logLevel: "warning",
   });
   copyFileSync(join(ROOT, "explorer/index.html"), join(out, "index.html"));

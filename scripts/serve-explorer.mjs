@@ -7,6 +7,9 @@
  *
  *   node scripts/serve-explorer.mjs [--dir dist/explorer] [--port 8080] [--no-isolation]
  * Also importable: serveStatic(dir, { port, isolate }) → { server, url }.
+ *
+ * GET and HEAD only (405 otherwise); a URL whose %-escapes do not decode is a 400, a path outside
+ * the folder a 403, a missing file a 404; no request stops the server.
  */
 import { createServer } from "node:http";
 import { existsSync, readFileSync, statSync } from "node:fs";
@@ -22,21 +25,34 @@ const MIME = {
 
 export function serveStatic(dir, { port = 0, host = "127.0.0.1", isolate = true } = {}) {
   const base = resolve(dir);
-  const server = createServer((req, res) => {
-    const path = decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname);
+  const text = (res, status, body, extra = {}) => res.writeHead(status, { "content-type": "text/plain; charset=utf-8", ...extra }).end(body);
+  const handle = (req, res) => {
+    // a static site: GET and HEAD only (node:http sends no body for HEAD)
+    if (req.method !== "GET" && req.method !== "HEAD") return text(res, 405, "method not allowed\n", { allow: "GET, HEAD" });
+    let path;
+    try {
+      path = decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname);
+    } catch {
+      return text(res, 400, "bad request: malformed URL\n"); // %-escapes that are not UTF-8, as /%E0%A4%A
+    }
+    if (path.includes("\0")) return text(res, 400, "bad request: NUL in path\n");
     let file = normalize(join(base, path));
-    if (file !== base && !file.startsWith(base + sep)) {
-      res.writeHead(403).end();
-      return;
-    }
+    if (file !== base && !file.startsWith(base + sep)) return text(res, 403, "forbidden\n");
     if (existsSync(file) && statSync(file).isDirectory()) file = join(file, "index.html");
-    if (!existsSync(file)) {
-      res.writeHead(404, { "content-type": "text/plain" }).end(`not found: ${path}`);
-      return;
-    }
+    if (!existsSync(file) || !statSync(file).isFile()) return text(res, 404, `not found: ${path.length > 200 ? path.slice(0, 200) + "…" : path}\n`);
     const headers = { "content-type": MIME[extname(file)] ?? "application/octet-stream", "cache-control": "no-cache" };
     if (isolate) Object.assign(headers, { "cross-origin-opener-policy": "same-origin", "cross-origin-embedder-policy": "require-corp" });
     res.writeHead(200, headers).end(readFileSync(file));
+  };
+  const server = createServer((req, res) => {
+    try {
+      handle(req, res);
+    } catch (e) {
+      // a file that vanished or cannot be read (a name too long, no permission): answer, stay up
+      const status = e && (e.code === "ENOENT" || e.code === "ENAMETOOLONG" || e.code === "ENOTDIR") ? 404 : 500;
+      if (!res.headersSent) text(res, status, status === 404 ? "not found\n" : "internal error\n");
+      else res.destroy();
+    }
   });
   return new Promise((ok, fail) => {
     server.once("error", fail);

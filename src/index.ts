@@ -2,6 +2,7 @@
  * normkit — the normalization layers of deep learning, forward and backward, exact against PyTorch.
  * Everything exported here runs in Node and in browsers (no Node-only API in the core).
  */
+import "./kernels/wasm/webassembly_types.js"; // the WebAssembly type names the declarations use, for consumers without them
 export { Tensor, allocate, sizeOf, sameShape } from "./tensor.js";
 export type { DType, FloatArray } from "./tensor.js";
 export { NormkitError, ShapeError, ConfigError, StateDictError, StateError, DeviceError, SafetensorsError } from "./errors.js";

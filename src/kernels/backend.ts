@@ -5,8 +5,10 @@
  *   normkit.backend.configure({ kernels: "ts" });      // plain TypeScript everywhere
  *   await normkit.backend.shutdown();                  // stop the workers (they never keep Node alive anyway)
  */
-import { KernelMode, getKernelMode, setKernelMode } from "./registry.js";
-import { startThreads, stopThreads } from "./wasm/threads_node.js";
+import { ConfigError } from "../errors.js";
+import { KernelMode, checkKernelMode, getKernelMode, setKernelMode } from "./registry.js";
+import { MAX_WORKERS } from "./wasm/pool_protocol.js";
+import { startThreads, stopThreads } from "#threads"; // threads_node.js in Node, threads_none.js elsewhere (package.json "imports")
 import { PARALLEL_MIN_ELEMENTS, setWasmThreads, wasmRuntime, wasmUnavailableReason } from "./wasm/wasm.js";
 
 export type { KernelMode } from "./registry.js";
@@ -14,12 +16,21 @@ export type { NormKernels, KernelSetName } from "./contract/kernels.js";
 export type { HostPrimitives } from "./contract/host.js";
 export { PARALLEL_MIN_ELEMENTS } from "./wasm/wasm.js";
 
+/**
+ * The most threads a call may use: the calling thread and the 32 kernel workers the pool's control
+ * block has room for (pool_protocol.ts). More threads than the machine has cores are allowed (they
+ * share the cores); more than this is a ConfigError.
+ */
+export const MAX_THREADS = MAX_WORKERS + 1;
+
 export interface BackendOptions {
   /** "auto" (default): WebAssembly SIMD for float32 where available; "ts": TypeScript only; "wasm": as auto, but an error where unavailable. */
   kernels?: KernelMode;
   /**
-   * Threads a large call may use (default 1). Above 1, Node starts threads - 1 worker_threads once
-   * and reuses them; inputs under PARALLEL_MIN_ELEMENTS values always run on one thread.
+   * Threads a large call may use (default 1): an integer from 1 to MAX_THREADS. Above 1, Node
+   * starts threads - 1 worker_threads once and reuses them; inputs under PARALLEL_MIN_ELEMENTS
+   * values always run on one thread. Where there are no worker threads (browsers) or no shared
+   * memory, calls run on one thread: `info().threads` is the count in effect.
    */
   threads?: number;
 }
@@ -27,19 +38,32 @@ export interface BackendOptions {
 let threads = 1;
 let poolWorkers = 0;
 
-/** Applies the options; resolves once requested worker threads are running. */
+const describe = (v: unknown): string => (typeof v === "string" ? JSON.stringify(v) : typeof v === "object" && v !== null ? Object.prototype.toString.call(v) : String(v));
+
+/**
+ * Applies the options; resolves once requested worker threads are running. Every option is checked
+ * before any is applied: an unknown key, an unknown `kernels` mode or a `threads` that is not an
+ * integer from 1 to MAX_THREADS rejects with a ConfigError and changes nothing.
+ */
 export async function configure(o: BackendOptions): Promise<void> {
-  if (o.kernels !== undefined) setKernelMode(o.kernels);
-  if (o.threads !== undefined) {
-    if (!Number.isInteger(o.threads) || o.threads < 1) throw new TypeError(`threads: expected an integer >= 1, got ${String(o.threads)}`);
+  const ctx = "backend.configure";
+  if (typeof o !== "object" || o === null) throw new ConfigError("options", "an object { kernels?, threads? }", describe(o), ctx);
+  const unknown = Object.keys(o).filter((k) => k !== "kernels" && k !== "threads");
+  if (unknown.length) throw new ConfigError(unknown.join(", "), "only the options kernels and threads", `unknown option ${unknown.map((k) => JSON.stringify(k)).join(", ")}`, ctx);
+  const { kernels, threads: want } = o;
+  if (kernels !== undefined) checkKernelMode(kernels); // throws a ConfigError on an unknown mode
+  if (want !== undefined && (typeof want !== "number" || !Number.isInteger(want) || want < 1 || want > MAX_THREADS))
+    throw new ConfigError("threads", `an integer from 1 to ${MAX_THREADS}`, describe(want), ctx);
+  if (kernels !== undefined) setKernelMode(kernels);
+  if (want !== undefined) {
     const rt = wasmRuntime();
     if (!rt) {
       threads = 1;
       return;
     }
     // workers are started once and kept: asking for fewer threads only uses fewer of them
-    if (o.threads - 1 > poolWorkers) poolWorkers = await startThreads(rt, o.threads - 1);
-    threads = Math.min(o.threads, poolWorkers + 1);
+    if (want - 1 > poolWorkers) poolWorkers = await startThreads(rt, want - 1);
+    threads = Math.min(want, poolWorkers + 1);
     setWasmThreads(threads);
   }
 }
@@ -60,6 +84,7 @@ export interface BackendInfo {
   wasmShared: boolean;
   /** Why not, when they cannot. */
   wasmReason: string | null;
+  /** The threads a large call uses now (1 where no workers could start: a browser, no shared memory). */
   threads: number;
   /** Calls that ran on the WebAssembly kernels so far. */
   wasmCalls: number;

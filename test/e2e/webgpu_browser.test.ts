@@ -1,7 +1,8 @@
 /**
  * The WebGPU kernels in a browser: headless Chromium (Debian's /usr/bin/chromium driven by
  * playwright-core; WebGPU on SwiftShader with --enable-unsafe-webgpu) loads normkit's compiled ES
- * modules from a tiny static server on 127.0.0.1 (no bundler), runs every fixture case through the
+ * modules from a tiny static server on 127.0.0.1 (no bundler; an import map gives the package's
+ * `#threads` import its browser target, as a bundler reads it from package.json), runs every fixture case through the
  * GPU path with `navigator.gpu`, and checks each output against the CPU backend (same page, same
  * case, float32) and against the fixture, at FORMAT.md's GPU tolerances; plus a few larger shapes
  * (fused, split and 1-D BatchNorm paths) against the CPU in float64.
@@ -19,7 +20,9 @@ import { ROOT, haveChromium, launchChromium, skipOrFail } from "./chromium.js";
 const MIME: Record<string, string> = { ".js": "text/javascript", ".json": "application/json", ".html": "text/html", ".map": "application/json" };
 
 /** The page: imports the compiled modules, runs the cases on navigator.gpu and on the CPU, reports. */
-const PAGE = `<!doctype html><meta charset="utf-8"><title>normkit webgpu</title><script type="module">
+const PAGE = `<!doctype html><meta charset="utf-8"><title>normkit webgpu</title>
+<script type="importmap">{ "imports": { "#threads": "/dist/src/kernels/wasm/threads_none.js" } }</script>
+<script type="module">
 import { requestGpuContext, computeCaseWebGpu, gpuTolerance, WebGpuDevice } from "/dist/src/webgpu.js";
 import { CASE_RUNNERS, checkOutputs } from "/dist/src/conformance/runner.js";
 import { validateFixture as vf } from "/dist/src/conformance/fixture.js";

@@ -14,7 +14,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { getHeapSpaceStatistics } from "node:v8";
 import type { FixtureCase } from "../../src/index.js";
 import {
-  BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNorm, Module, Normalization, RMSNorm, SwitchableNorm2d, Tensor, WasmTensor,
+  BatchNorm2d, ConfigError, GroupNorm, InstanceNorm2d, LayerNorm, Module, Normalization, RMSNorm, SwitchableNorm2d, Tensor, WasmTensor,
   backend, runCase, validateFixture,
 } from "../../src/index.js";
 
@@ -78,10 +78,31 @@ describe("kernel selection", () => {
     });
   }
 
-  it("rejects an unknown mode and bad thread counts", async () => {
-    await assert.rejects(backend.configure({ kernels: "gpu" as never }), TypeError);
-    await assert.rejects(backend.configure({ threads: 0 }), TypeError);
-    await assert.rejects(backend.configure({ threads: 1.5 }), TypeError);
+  it("rejects an unknown mode, bad thread counts and unknown options with a ConfigError, changing nothing", async () => {
+    const before = backend.info();
+    const bad: [unknown, RegExp][] = [
+      [{ kernels: "gpu" }, /backend\.configure: kernels: expected "auto", "wasm" or "ts", got "gpu"/],
+      [{ kernels: 3 }, /kernels: expected "auto", "wasm" or "ts", got 3/],
+      [{ threads: 0 }, /threads: expected an integer from 1 to 33, got 0/],
+      [{ threads: 1.5 }, /threads: expected an integer from 1 to 33, got 1\.5/],
+      [{ threads: "x" }, /threads: expected an integer from 1 to 33, got "x"/],
+      [{ threads: "2" }, /got "2"/],
+      [{ threads: NaN }, /got NaN/],
+      [{ threads: 99 }, /threads: expected an integer from 1 to 33, got 99/],
+      [{ threads: backend.MAX_THREADS + 1 }, /got 34/],
+      [{ kernels: "ts", threads: 0 }, /threads:/], // checked before anything is applied: the mode stays
+      [{ thread: 2 }, /thread: expected only the options kernels and threads, got unknown option "thread"/],
+      [null, /options: expected an object/],
+    ];
+    for (const [o, msg] of bad) {
+      await assert.rejects(backend.configure(o as never), (e: unknown) => {
+        assert.ok(e instanceof ConfigError, `${JSON.stringify(o)}: ${String(e)}`);
+        assert.match((e as Error).message, msg);
+        return true;
+      });
+    }
+    assert.equal(backend.MAX_THREADS, 33);
+    assert.deepEqual(backend.info(), before);
   });
 });
 

@@ -61,22 +61,24 @@ test("build-explorer: bad options are one-line errors (exit 2) and replace nothi
   assert.equal(readFileSync(precious, "utf8"), "keep me");
 });
 
-function get(url: string, path: string): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+function get(url: string, path: string, method = "GET"): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
   return new Promise((ok, fail) => {
     const u = new URL(url);
-    const req = request({ host: u.hostname, port: u.port, path, method: "GET" }, (res) => {
+    const req = request({ host: u.hostname, port: u.port, path, method }, (res) => {
       let body = "";
       res.setEncoding("utf8");
       res.on("data", (c) => (body += c));
       res.on("end", () => ok({ status: res.statusCode!, headers: res.headers, body }));
     });
     req.on("error", fail);
-    req.end();
+    req.end(method === "POST" ? "x=1" : undefined);
   });
 }
 
-async function serve(args: string[], check: (url: string) => Promise<void>): Promise<void> {
+async function serve(args: string[], check: (url: string, alive: () => boolean) => Promise<void>): Promise<void> {
   const p = spawn(process.execPath, [SERVE, ...args], { cwd: root });
+  let stderr = "";
+  p.stderr.on("data", (c) => (stderr += String(c)));
   try {
     const url = await new Promise<string>((ok, fail) => {
       let out = "";
@@ -87,7 +89,8 @@ async function serve(args: string[], check: (url: string) => Promise<void>): Pro
       });
       p.on("exit", (code) => fail(new Error(`serve-explorer exited (${code})`)));
     });
-    await check(url);
+    await check(url, () => p.exitCode === null && p.signalCode === null);
+    assert.equal(stderr, "", "the server wrote to stderr");
   } finally {
     p.kill();
   }
@@ -115,6 +118,41 @@ test("serve-explorer: serves the build, isolation headers by default, nothing ou
     const r = await get(url, "/");
     assert.equal(r.status, 200);
     assert.equal(r.headers["cross-origin-opener-policy"], undefined);
+  });
+});
+
+test("serve-explorer: malformed, hostile and non-GET requests get a status, and the server stays up", { timeout: 30_000 }, async () => {
+  const base = mkdtempSync(join(tmpdir(), "nk-explorer-hostile-"));
+  const site = join(base, "site");
+  mkdirSync(site);
+  writeFileSync(join(site, "index.html"), "<!doctype html><title>normkit explorer</title>");
+  await serve(["--dir", site, "--port", "0"], async (url, alive) => {
+    const cases: [string, string, number][] = [
+      ["GET", "/%E0%A4%A", 400], // a %-escape that is not UTF-8: decodeURIComponent throws
+      ["GET", "/%E0%A4%A/index.html", 400],
+      ["GET", "/%ZZ", 400],
+      ["GET", "/%00", 400],
+      ["GET", "/../package.json", 404], // the URL parser resolves "..": /package.json, not in the folder
+      ["GET", "/..%2f..%2fpackage.json", 403],
+      ["GET", "/%2e%2e/%2e%2e/package.json", 404],
+      ["GET", "/" + "a".repeat(8000), 404], // a long name (over NAME_MAX): not found, not a crash
+      ["GET", "/" + "a/".repeat(2000), 404],
+      ["GET", "/" + "a".repeat(20_000), 431], // past node:http's header limit: its own answer
+      ["HEAD", "/", 200],
+      ["POST", "/", 405],
+      ["PUT", "/index.html", 405],
+      ["DELETE", "/index.html", 405],
+    ];
+    for (const [method, path, status] of cases) {
+      const r = await get(url, path, method);
+      assert.equal(r.status, status, `${method} ${path.slice(0, 40)}: ${r.body.slice(0, 80)}`);
+      assert.ok(alive(), `the server exited after ${method} ${path.slice(0, 40)}`);
+      if (method === "HEAD") assert.equal(r.body, "");
+      if (method === "POST") assert.equal(r.headers["allow"], "GET, HEAD");
+    }
+    const r = await get(url, "/");
+    assert.equal(r.status, 200, "still serves / afterwards");
+    assert.match(r.body, /<title>normkit explorer/);
   });
 });
 

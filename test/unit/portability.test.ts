@@ -35,3 +35,16 @@ it("core sources use no Node-only API", () => {
   }
   assert.deepEqual(offenders, []);
 });
+
+it("the compiled core bundles for the browser as it is (no Node module reached; #threads is the stub)", async () => {
+  const { build } = await import("esbuild");
+  for (const entry of ["index", "webgpu"]) {
+    const r = await build({
+      entryPoints: [join(root, `dist/src/${entry}.js`)], bundle: true, platform: "browser", format: "esm", write: false, logLevel: "silent", metafile: true,
+    });
+    assert.deepEqual(r.warnings, [], entry);
+    const inputs = Object.keys(r.metafile.inputs);
+    if (entry === "index") assert.ok(inputs.some((f) => f.endsWith("kernels/wasm/threads_none.js")), "the stub is not in the bundle");
+    assert.deepEqual(inputs.filter((f) => /threads_node|worker_node|node_device|io\/node|^node:/.test(f)), [], entry);
+  }
+});

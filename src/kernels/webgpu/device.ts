@@ -1,4 +1,4 @@
-/// <reference types="@webgpu/types" />
+/// <reference types="@webgpu/types" preserve="true" />
 /**
  * The WebGPU context: wraps a caller-provided `GPUDevice` (navigator.gpu in browsers, the `webgpu`
  * package in Node — see node_device.ts) and owns what every kernel shares: the pipeline cache

@@ -1,4 +1,4 @@
-/// <reference types="@webgpu/types" />
+/// <reference types="@webgpu/types" preserve="true" />
 /**
  * The WebGPU statistics engine behind the WebGPU kernel set (kernel_set.ts): it chooses, per call,
  * the kernels sized for the shape:

@@ -1,4 +1,4 @@
-/// <reference types="@webgpu/types" />
+/// <reference types="@webgpu/types" preserve="true" />
 /**
  * The WebGPU kernel set: the kernel contract (src/kernels/contract/kernels.ts) on GpuTensors. Each
  * operation prepares its dispatches with the WebGPU statistics engine (./engine.ts) and the

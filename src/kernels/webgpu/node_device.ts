@@ -1,4 +1,4 @@
-/// <reference types="@webgpu/types" />
+/// <reference types="@webgpu/types" preserve="true" />
 /**
  * Node only: a GpuContext on Dawn for Node (the `webgpu` npm package). The core WebGPU backend
  * takes any GPUDevice and never imports this file; the command line, tests and benchmarks do.

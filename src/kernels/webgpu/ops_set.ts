@@ -1,4 +1,4 @@
-/// <reference types="@webgpu/types" />
+/// <reference types="@webgpu/types" preserve="true" />
 /**
  * The WebGPU implementation of the training stack's contract (../contract/ops.ts): the kernels of
  * ./kernels/ops.ts, enqueued on the context's queue (nothing is read back). Linear is a tiled matrix

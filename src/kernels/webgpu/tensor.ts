@@ -1,4 +1,4 @@
-/// <reference types="@webgpu/types" />
+/// <reference types="@webgpu/types" preserve="true" />
 /**
  * Tensors on the GPU: float32 storage in a GPUBuffer, a shape, and explicit transfers —
  * `uploadTensor` (host → GPU) and `downloadTensor` (GPU → host, async). Nothing moves implicitly:

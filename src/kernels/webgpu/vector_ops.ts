@@ -1,4 +1,4 @@
-/// <reference types="@webgpu/types" />
+/// <reference types="@webgpu/types" preserve="true" />
 /**
  * Weight Norm's weight computation and Cosine Norm's normalisation on the GPU (kernels/vector.ts):
  * host functions that bind the kernels to GpuTensors and return the dispatches (GpuRun) to submit.

@@ -1,4 +1,4 @@
-/// <reference types="@webgpu/types" />
+/// <reference types="@webgpu/types" preserve="true" />
 /**
  * A WebGPU device: GpuTensors (float32) on one GPUDevice, computed by the WebGPU kernel set. Any
  * module that supports it moves there with `await module.to(device)`.
