@@ -52,8 +52,10 @@ export { Sequential, ReLU, Flatten, MaxPool2d, AvgPool2d, GlobalAvgPool2d, Reuse
 export type { LayerOptions, Pool2dOptions, OutputTaking } from "./nn/basic.js";
 export { softmaxCrossEntropy, crossEntropyLoss } from "./nn/loss.js";
 export type { LossResult, CrossEntropyOptions } from "./nn/loss.js";
-export { SGD, Adam } from "./nn/optim.js";
-export type { SGDOptions, AdamOptions } from "./nn/optim.js";
+export { SGD, Adam, AdamW } from "./nn/optim.js";
+export type { SGDOptions, AdamOptions, AdamWOptions } from "./nn/optim.js";
+export { StepLR, ExponentialLR, CosineAnnealingLR } from "./nn/schedulers.js";
+export type { HasLearningRate, StepLROptions, ExponentialLROptions, CosineAnnealingLROptions } from "./nn/schedulers.js";
 
 // weights in and out: safetensors (the Node file helpers are in "normkit/node")
 export { loadSafetensors, parseSafetensors, saveSafetensors, SAFETENSORS_DTYPES, MAX_HEADER_BYTES } from "./io/safetensors.js";

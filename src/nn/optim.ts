@@ -132,7 +132,7 @@ export class Adam {
   private t = 0;
 
   constructor(params: Parameter[], options: AdamOptions = {}) {
-    const ctx = "Adam";
+    const ctx = new.target.name; // Adam or AdamW in messages
     this.params = checkParams(params, ctx);
     this.lr = checkNumber(options.lr ?? 1e-3, "lr", (x) => x >= 0, "a number ≥ 0", ctx);
     const [b1, b2] = options.betas ?? [0.9, 0.999];
@@ -154,7 +154,30 @@ export class Adam {
     for (const p of this.params) {
       const device = deviceOf(p.value, "Adam.step");
       const m = this.m.get(p, device), v = this.v.get(p, device);
-      device.ops.adamStep({ param: p.value, grad: p.grad, m, v, lr, beta1, beta2, eps, weightDecay, c1, c2 });
+      device.ops.adamStep({ param: p.value, grad: p.grad, m, v, lr, beta1, beta2, eps, ...this.decayTerms(), c1, c2 });
     }
+  }
+
+  /** Adam's weight decay: the L2 term added to the gradient. */
+  protected decayTerms(): { weightDecay: number; decay: number } {
+    return { weightDecay: this.weightDecay, decay: 0 };
+  }
+}
+
+export interface AdamWOptions extends AdamOptions {
+  /** Decoupled weight decay: p ← (1 − lr·wd)·p before each update. Default 1e-2 (PyTorch's). */
+  weightDecay?: number;
+}
+
+/**
+ * torch.optim.AdamW: p ← (1 − lr·wd)·p, then Adam's update of the plain gradient (Loshchilov &
+ * Hutter's decoupled weight decay; no L2 term in g).
+ */
+export class AdamW extends Adam {
+  constructor(params: Parameter[], options: AdamWOptions = {}) {
+    super(params, { ...options, weightDecay: options.weightDecay ?? 1e-2 });
+  }
+  protected override decayTerms(): { weightDecay: number; decay: number } {
+    return { weightDecay: 0, decay: this.lr * this.weightDecay };
   }
 }

@@ -162,9 +162,12 @@ export interface OpKernels<T extends Tensor = Tensor> {
     readonly param: T; readonly grad: T; readonly buffer: T | null; readonly lr: number; readonly momentum: number; readonly keep: number;
     readonly weightDecay: number; readonly nesterov: boolean; readonly first: boolean;
   }): void;
-  /** torch.optim.Adam on one parameter; c1 = 1 − β1ᵗ, c2 = 1 − β2ᵗ. */
+  /**
+   * torch.optim.Adam / AdamW on one parameter; c1 = 1 − β1ᵗ, c2 = 1 − β2ᵗ. `weightDecay` is Adam's L2
+   * term (g + wd·p); `decay` AdamW's decoupled one: p ← (1 − decay)·p before the update (decay = lr·wd).
+   */
   adamStep(o: {
     readonly param: T; readonly grad: T; readonly m: T; readonly v: T; readonly lr: number; readonly beta1: number; readonly beta2: number;
-    readonly eps: number; readonly weightDecay: number; readonly c1: number; readonly c2: number;
+    readonly eps: number; readonly weightDecay: number; readonly decay: number; readonly c1: number; readonly c2: number;
   }): void;
 }

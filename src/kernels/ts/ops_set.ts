@@ -139,5 +139,5 @@ export const hostOps: OpKernels<Tensor> = {
     else if (o.first) sgdMomentumFirstKernel(p, g, o.buffer.data, o.lr, wd);
     else sgdMomentumKernel(p, g, o.buffer.data, o.lr, o.momentum, o.keep, wd);
   },
-  adamStep: (o) => void adamKernel(o.param.data, o.grad.data, o.m.data, o.v.data, o.lr, o.beta1, o.beta2, o.eps, o.weightDecay, o.c1, o.c2),
+  adamStep: (o) => void adamKernel(o.param.data, o.grad.data, o.m.data, o.v.data, o.lr, o.beta1, o.beta2, o.eps, o.weightDecay, o.c1, o.c2, o.decay),
 };

@@ -46,13 +46,15 @@ export function sgdNesterovKernel(p: FloatArray, g: Readonly<FloatArray>, b: Flo
 /**
  * Adam: g' = g + wd·p;  m = β1·m + (1−β1)·g';  v = β2·v + (1−β2)·g'²;
  * p ← p − (lr / c1) · m / (√v / √c2 + eps), with c1 = 1 − β1ᵗ, c2 = 1 − β2ᵗ.
+ * AdamW: first p ← (1 − decay)·p (decay = lr·wd, its decoupled weight decay), with wd = 0.
  */
 export function adamKernel(
   p: FloatArray, g: Readonly<FloatArray>, m: FloatArray, v: FloatArray, lr: number, beta1: number, beta2: number, eps: number, wd: number,
-  c1: number, c2: number,
+  c1: number, c2: number, decay = 0,
 ): void {
   const stepSize = lr / c1;
   const sqrtBc2 = Math.sqrt(c2);
+  if (decay !== 0) for (let i = 0; i < p.length; i++) p[i] = p[i]! * (1 - decay);
   for (let i = 0; i < p.length; i++) {
     const gi = g[i]! + wd * p[i]!;
     const mi = beta1 * m[i]! + (1 - beta1) * gi;

@@ -200,7 +200,7 @@ export class WebGpuOps implements OpKernels<GpuTensor> {
     this.one(sgdProgram(), u, [o.param.buffer, o.grad.buffer, o.buffer?.buffer ?? this.unused], o.param.size ? groups(o.param.size) : 0);
   }
   adamStep(o: A<"adamStep">): void {
-    const u = { count: o.param.size, lr: o.lr, b1: o.beta1, b2: o.beta2, eps: o.eps, wd: o.weightDecay, c1: o.c1, c2: o.c2 };
+    const u = { count: o.param.size, lr: o.lr, b1: o.beta1, b2: o.beta2, eps: o.eps, wd: o.weightDecay, c1: o.c1, c2: o.c2, decay: o.decay };
     this.one(adamProgram(), u, [o.param.buffer, o.grad.buffer, o.m.buffer, o.v.buffer], o.param.size ? groups(o.param.size) : 0);
   }
 }

@@ -324,13 +324,16 @@ export function sgdProgram(): Program {
   p[i] = pi - u.lr * select(bi, gi + u.mu * bi, u.nesterov != 0u);`);
 }
 
-export const ADAM_U = uniformBlock({ count: "u32", lr: "f32", b1: "f32", b2: "f32", eps: "f32", wd: "f32", c1: "f32", c2: "f32" });
+export const ADAM_U = uniformBlock({ count: "u32", lr: "f32", b1: "f32", b2: "f32", eps: "f32", wd: "f32", c1: "f32", c2: "f32", decay: "f32" });
 
-/** g' = g + wd·p; m = β1 m + (1−β1) g'; v = β2 v + (1−β2) g'²; p −= (lr / c1) m / (√v / √c2 + eps), c = 1 − βᵗ */
+/**
+ * p ← (1 − decay)·p (AdamW; 0 for Adam); g' = g + wd·p; m = β1 m + (1−β1) g'; v = β2 v + (1−β2) g'²;
+ * p −= (lr / c1) m / (√v / √c2 + eps), c = 1 − βᵗ
+ */
 export function adamProgram(): Program {
   const bindings = [storage("p", "f32", "read_write"), storage("g", "f32"), storage("m", "f32", "read_write"), storage("v", "f32", "read_write")];
   return perElement("adam", [], ADAM_U, bindings, `
-  let pi = p[i];
+  let pi = p[i] * (1.0 - u.decay);
   let gi = g[i] + u.wd * pi;
   let mi = u.b1 * m[i] + (1.0 - u.b1) * gi;
   let vi = u.b2 * v[i] + (1.0 - u.b2) * gi * gi;
