@@ -18,7 +18,8 @@ async function run() {
     float32Capable: env.getBool("WEBGL_RENDER_FLOAT32_CAPABLE"),
   };
   const t0 = performance.now();
-  const cases = runTfjsCases(false);
+  // useNormkitKernels: true is ignored off the cpu backend: the same tf ops run
+  const cases = [...runTfjsCases(false), ...runTfjsCases(true).map((c) => ({ ...c, name: `${c.name} (useNormkitKernels, ignored on webgl)` }))];
   return { info, cases, ms: performance.now() - t0, leaked: tf.memory().numTensors };
 }
 run().then(
