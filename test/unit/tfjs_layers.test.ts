@@ -4,6 +4,8 @@
 // (test/e2e/tfjs_browser.test.ts).
 import { before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import * as tf from "@tensorflow/tfjs";
 import { runTfjsCases } from "./tfjs_cases.js";
 import { ConfigError } from "../../src/errors.js";
@@ -98,5 +100,20 @@ describe("normkit/tfjs layers: options, configs, errors", () => {
     assert.throws(() => new RMSNormalization({ axis: 0 }).apply(tf.zeros([2, 4])), (e: unknown) => e instanceof ConfigError && e.param === "axis");
     assert.throws(() => new SwitchableNormalization({ variance: "x" as "paper" }), (e: unknown) => e instanceof ConfigError && e.param === "variance");
     assert.throws(() => new GroupNormalization({ dtype: { className: "DTypePolicy", config: { name: "mixed_float16" } } as never }), (e: unknown) => e instanceof ConfigError && e.param === "dtype");
+  });
+});
+
+describe("normkit/tfjs as a package entry point", () => {
+  it("resolves as normkit/tfjs; importing the core loads no TensorFlow.js, importing normkit/tfjs does", () => {
+    const root = fileURLToPath(new URL("../../..", import.meta.url));
+    const script = `
+      const nk = await import("normkit");
+      console.log("core", typeof globalThis._tfengine, typeof nk.GroupNorm);
+      const t = await import("normkit/tfjs");
+      console.log("tfjs", typeof globalThis._tfengine, t.REGISTERED_CLASS_NAMES.join(","));`;
+    const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { cwd: root, encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^core undefined function$/m);
+    assert.match(r.stdout, /^tfjs object GroupNormalization,Addons>GroupNormalization,InstanceNormalization,Addons>InstanceNormalization,RMSNormalization,SwitchableNormalization,WeightNormalization,CosineDense,CosineConv2D,InputLayer$/m);
   });
 });
