@@ -264,10 +264,14 @@ function snRef(w: Record<string, tf.Tensor>, x: tf.Tensor, dy: tf.Tensor, traini
   return r;
 }
 
-/** Every case on the current backend; `useNormkitKernels` asks the layers that have it for normkit's kernels. */
-export function runTfjsCases(useNormkitKernels = false): CaseError[] {
+/**
+ * Every case (those `only` keeps) on the current backend; `useNormkitKernels` asks the layers that
+ * have it for normkit's kernels.
+ */
+export function runTfjsCases(useNormkitKernels = false, only: (name: string) => boolean = () => true): CaseError[] {
   const out: CaseError[] = [];
   CASES.forEach((c, ci) => {
+    if (!only(c.name)) return;
     tf.tidy(() => {
       const layer = c.make(useNormkitKernels);
       const x = randT(c.x, 100 + ci);
