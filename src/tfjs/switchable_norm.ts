@@ -122,7 +122,7 @@ function switchOpTf(o: Blend, running: [tf.Tensor, tf.Tensor] | null): (...input
   });
 }
 
-/** A SwitchableNormalization's moving statistics (or none) and its options, for normkit's layer. */
+/** normkit's layer of one call, which the call's gradient function closes over. */
 interface NkRun {
   layer: SwitchableNorm2d | SwitchableNorm3d;
 }
