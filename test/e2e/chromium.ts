@@ -30,7 +30,12 @@ export function haveChromium(t: TestContext): boolean {
   return false;
 }
 
-/** Launches headless Chromium; `webgpu` adds --enable-unsafe-webgpu (SwiftShader here). */
-export function launchChromium(o: { webgpu: boolean }): Promise<Browser> {
-  return chromium.launch({ executablePath: CHROMIUM, args: o.webgpu ? [...ARGS, "--enable-unsafe-webgpu"] : ARGS });
+/**
+ * Launches headless Chromium; `webgpu` adds --enable-unsafe-webgpu (SwiftShader here); `webgl` gives
+ * WebGL 2 on SwiftShader through ANGLE (without --disable-gpu, which would turn WebGL off).
+ */
+export function launchChromium(o: { webgpu: boolean; webgl?: boolean }): Promise<Browser> {
+  let args = o.webgpu ? [...ARGS, "--enable-unsafe-webgpu"] : ARGS;
+  if (o.webgl) args = [...args.filter((a) => a !== "--disable-gpu"), "--use-gl=angle", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"];
+  return chromium.launch({ executablePath: CHROMIUM, args });
 }

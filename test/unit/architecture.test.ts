@@ -5,6 +5,9 @@
 //       - nothing under kernels/ imports nn/, lab/, cli/ or conformance/;
 //       - kernels/contract/ imports none of kernels/ts, kernels/wasm, kernels/webgpu, kernels/registry;
 //       - nn/ imports none of lab/, cli/, conformance/;
+//       - nothing outside tfjs/ imports tfjs/ (normkit/tfjs depends on the core, never the reverse);
+//   and, on the TypeScript source, no file outside src/tfjs/ imports @tensorflow/* (a peer dependency
+//   of the normkit/tfjs entry point only);
 //   (c) the checker itself can fail: madge finds a planted two-file cycle, and the rule check finds a
 //       planted wrong-way import (so neither check can pass vacuously).
 // Run after `tsc -p tsconfig.json`; compiled files whose source is gone (stale dist/) are ignored.
@@ -88,6 +91,11 @@ const rules: Rule[] = [
     from: under("nn"),
     to: under("lab", "cli", "conformance"),
   },
+  {
+    what: "only tfjs/ may import tfjs/ (the core never imports the normkit/tfjs entry point)",
+    from: (m) => !under("tfjs")(m),
+    to: under("tfjs"),
+  },
 ];
 
 /** Every import that breaks a rule, as "rule: from -> to". */
@@ -150,9 +158,12 @@ describe("architecture checker can fail", () => {
       "kernels/contract/norm.js": ["kernels/registry.js", "kernels/wasm/wasm.js", "errors.js"],
       "nn/normalization.js": ["lab/train.js", "kernels/registry.js", "tensor.js"],
       "cli/lab.js": ["lab/train.js", "nn/module.js"],
+      "tfjs/group_norm.js": ["functional.js", "nn/switchable_norm.js", "tfjs/common.js"],
+      "index.js": ["tfjs/index.js", "nn/module.js"],
     };
     const flagged = violations(planted).map((v) => v.slice(v.indexOf(": ") + 2)).sort();
     assert.deepEqual(flagged, [
+      "index.js -> tfjs/index.js",
       "kernels/contract/norm.js -> kernels/registry.js",
       "kernels/contract/norm.js -> kernels/wasm/wasm.js",
       "kernels/ts/norm.js -> nn/module.js",
@@ -170,6 +181,31 @@ const LAYER_FILES = ["src/nn/module.ts", "src/nn/normalization.ts", "src/nn/swit
 function kernelSetImports(source: string): string[] {
   return [...source.matchAll(/from\s+["']([^"']+)["']/g)].map((m) => m[1]!).filter((p) => /\/kernels\/(ts|wasm|webgpu)\//.test(p));
 }
+
+/** The @tensorflow/* packages a source imports (static, dynamic or type-only). */
+function tensorflowImports(source: string): string[] {
+  return [...source.matchAll(/(?:from\s+|import\(\s*)["'](@tensorflow\/[^"']+)["']/g)].map((m) => m[1]!);
+}
+function sourcesOf(dir: string): string[] {
+  return readdirSync(dir).flatMap((f) => {
+    const p = join(dir, f);
+    return statSync(p).isDirectory() ? sourcesOf(p) : p.endsWith(".ts") ? [p] : [];
+  });
+}
+
+describe("architecture (TensorFlow.js stays in normkit/tfjs)", () => {
+  it("no source outside src/tfjs/ imports @tensorflow/*, and src/tfjs/ does", () => {
+    const files = sourcesOf(src).map((p) => relative(src, p).split("\\").join("/"));
+    const bad = files.filter((f) => !f.startsWith("tfjs/")).flatMap((f) => tensorflowImports(readFileSync(join(src, f), "utf8")).map((p) => `${f} -> ${p}`));
+    assert.deepEqual(bad, []);
+    assert.ok(files.some((f) => f.startsWith("tfjs/") && tensorflowImports(readFileSync(join(src, f), "utf8")).length > 0));
+  });
+  it("the scan finds planted imports of TensorFlow.js", () => {
+    assert.deepEqual(tensorflowImports('import * as tf from "@tensorflow/tfjs";\nimport type { X } from "@tensorflow/tfjs-core";\nconst m = await import("@tensorflow/tfjs-layers");\n'), [
+      "@tensorflow/tfjs", "@tensorflow/tfjs-core", "@tensorflow/tfjs-layers",
+    ]);
+  });
+});
 
 describe("architecture (the layers' TypeScript source)", () => {
   it("the normalisation layers import no kernel set, not even for types", () => {
