@@ -50,8 +50,13 @@ export { mulberry32, uniform } from "./rng.js";
 // the training stack (host and WebGPU)
 export { Sequential, ReLU, Flatten, MaxPool2d, AvgPool2d, GlobalAvgPool2d, ReuseOutputs, ReusedBuffer } from "./nn/basic.js";
 export type { LayerOptions, Pool2dOptions, OutputTaking } from "./nn/basic.js";
-export { softmaxCrossEntropy, crossEntropyLoss } from "./nn/loss.js";
+export { softmaxCrossEntropy, crossEntropyLoss, mseLoss } from "./nn/loss.js";
 export type { LossResult, CrossEntropyOptions } from "./nn/loss.js";
+export { ModuleList, ModuleDict } from "./nn/containers.js";
+export { Dropout } from "./nn/dropout.js";
+export type { DropoutOptions } from "./nn/dropout.js";
+export { summary } from "./nn/summary.js";
+export type { Summary, SummaryRow } from "./nn/summary.js";
 export { SGD, Adam, AdamW } from "./nn/optim.js";
 export type { SGDOptions, AdamOptions, AdamWOptions } from "./nn/optim.js";
 export { StepLR, ExponentialLR, CosineAnnealingLR } from "./nn/schedulers.js";

@@ -92,3 +92,40 @@ function workspaceOf(device: Device): Workspace {
   if (!w) workspaces.set(device, (w = device.ops.createWorkspace()));
   return w;
 }
+
+export interface MseResult {
+  /** Mean squared error over every element. */
+  loss: number;
+  /** dLoss/dinput: 2 (input − target) / n, the input's shape and dtype. */
+  dinput: Tensor;
+}
+
+/**
+ * torch.nn.MSELoss with reduction "mean": loss = (1/n) Σ (x − t)²,  dx = 2 (x − t) / n (on the host,
+ * summed in float64). input and target: the same shape; `out` receives dx.
+ */
+export function mseLoss(input: Tensor, target: Tensor | ArrayLike<number>, out?: Tensor): MseResult {
+  const ctx = "mseLoss";
+  if (!input.isHost) throw new DeviceError("input", "a host tensor", `a tensor on ${input.device}`, ctx);
+  const t = target instanceof Tensor ? target : null;
+  if (t && !t.isHost) throw new DeviceError("target", "a host tensor", `a tensor on ${t.device}`, ctx);
+  const tv = t ? t.data : (target as ArrayLike<number>);
+  if (t ? !(t.shape.length === input.shape.length && t.shape.every((d, i) => d === input.shape[i])) : tv.length !== input.size) {
+    throw new ShapeError("target", `shape ${fmtShape(input.shape)} (the input's)`, t ? `shape ${fmtShape(t.shape)}` : `${tv.length} values`, ctx);
+  }
+  const n = input.size;
+  if (n === 0) throw new ShapeError("input", "a non-empty tensor", `shape ${fmtShape(input.shape)}`, ctx);
+  if (out && (out.dtype !== input.dtype || out.size !== n)) {
+    throw new ShapeError("out", `a ${input.dtype} tensor of shape ${fmtShape(input.shape)}`, `${out.dtype} ${fmtShape(out.shape)}`, ctx);
+  }
+  const dx = out ?? new Tensor(allocate(input.dtype, n), input.shape);
+  const x = input.data, d = dx.data;
+  let s = 0;
+  for (let i = 0; i < n; i++) {
+    const e = x[i]! - tv[i]!;
+    s += e * e;
+    d[i] = (2 * e) / n;
+  }
+  return { loss: s / n, dinput: dx };
+}
+
