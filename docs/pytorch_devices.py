@@ -28,6 +28,7 @@ ap.add_argument("--sn", required=True, help="path to the official SwitchNorm cod
 ap.add_argument("--arch", choices=["cnn", "mlp"], action="append")
 ap.add_argument("--seeds", default="0,1")
 ap.add_argument("--epochs", type=int, default=2)
+ap.add_argument("--only", help="METHOD:W, e.g. batch_norm:8 — just that cell (extra seeds)")
 ap.add_argument("--train-limit", type=int, default=8000, help="train on the first N training digits (a smoke test)")
 args = ap.parse_args()
 spec = importlib.util.spec_from_file_location("sn", args.sn)
@@ -93,6 +94,7 @@ def grid():
         for (W, b) in CONFIGS:
             for kind in ["none", "batch_norm", "sync_batch_norm", "group_norm", "switchable_norm"]:
                 if kind == "none" and W != 1: continue
+                if args.only and args.only != f"{kind}:{W}": continue
                 for seed in map(int, args.seeds.split(",")):
                     yield arch, kind, W, b, seed
 

@@ -1,14 +1,15 @@
 #!/usr/bin/env node
 // Runs the lab's `devices` experiment grid (EXPERIMENTS.md "devices") with normkit, one run at a time in
 // this process (one thread), and writes every record to docs/lab-devices.json (or --out). Each finished
-// run is also appended to OUT.partial.jsonl, so an interrupted grid resumes where it stopped.
+// run is also appended to OUT.partial.jsonl, so an interrupted grid resumes where it stopped (the file
+// is removed once the grid is complete).
 //
 //   npx tsc -p tsconfig.json && node scripts/run_devices.mjs [--arch cnn|mlp]... [--seeds 0,1] [--epochs 2]
 //        [--train-limit N] [--out docs/lab-devices.json] [--compare docs/pytorch-devices.jsonl]
 //
 // With --compare it prints the per-cell table against the PyTorch twin's JSON lines (mean over seeds; the
 // rule of PROTOCOL.md: within max(2 points, 3x the twin's seed spread)).
-import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { loadMnistPackage } from "../dist/src/lab/data.js";
 import { devicesGrid, runDevices } from "../dist/src/lab/experiments/devices.js";
@@ -51,6 +52,7 @@ if (!args.includes("--compare-only")) {
     epochs, train_limit: trainLimit === undefined ? null : Number(trainLimit), node: process.version,
     total_seconds: Math.round(performance.now() - t0) / 1000, runs,
   }, null, 1) + "\n");
+  rmSync(partial, { force: true }); // the grid is complete: the resume file goes
   console.error(`wrote ${out}`);
 }
 
