@@ -27,6 +27,11 @@ export type { BatchNormOptions, InstanceNormOptions, GroupNormOptions, LayerNorm
 export { SwitchableNorm, SwitchableNorm1d, SwitchableNorm2d, SwitchableNorm3d } from "./nn/switchable_norm.js";
 export type { SwitchableNormOptions, SwitchComponent, SwitchableStatistics } from "./nn/switchable_norm.js";
 
+export { SyncBatchNorm, convertSyncBatchNorm } from "./nn/sync_batch_norm.js";
+export type { SyncBatchNormOptions } from "./nn/sync_batch_norm.js";
+export { InProcessGroup, SharedMemoryGroup, singleWorker, allReduceGradients, broadcastState } from "./nn/all_reduce.js";
+export type { AllReduce, SyncGroup, InProcessGroupOptions, SharedGroupInit, SharedMemoryGroupOptions } from "./nn/all_reduce.js";
+
 export * as functional from "./functional.js";
 export * as engine from "./kernels/ts/norm.js";
 export * as backend from "./kernels/backend.js";

@@ -237,16 +237,20 @@ export class GlobalAvgPool2d extends ParameterFree {
  * nn.Sequential; train()/eval() reach every child. dtype is the first child's.
  */
 export class Sequential extends Module {
-  readonly layers: readonly Module[];
+  private layerList: readonly Module[];
   /** Index of the lowest layer with parameters (found on the first backwardParams). */
   private lowest: number | undefined;
+  /** The layers, in order. */
+  get layers(): readonly Module[] {
+    return this.layerList;
+  }
   constructor(layers: Module[]) {
     if (!Array.isArray(layers) || layers.length === 0) throw new ConfigError("layers", "a non-empty array of modules", String(layers), "Sequential");
     for (const [i, l] of layers.entries()) {
       if (!(l instanceof Module)) throw new ConfigError(`layers[${i}]`, "a Module", String(l), "Sequential");
     }
     super(layers[0]!.dtype);
-    this.layers = Object.freeze([...layers]);
+    this.layerList = Object.freeze([...layers]);
   }
   forward(x: Tensor): Tensor {
     let h = x;
@@ -296,6 +300,15 @@ export class Sequential extends Module {
   override children(): Module[] {
     return [...this.layers];
   }
+  override replaceChild(child: Module, replacement: Module): boolean {
+    const i = this.layerList.indexOf(child);
+    if (i < 0) return false;
+    const next = [...this.layerList];
+    next[i] = replacement;
+    this.layerList = Object.freeze(next);
+    this.lowest = undefined;
+    return true;
+  }
   /** A container holds no tensors of its own: it goes wherever all its layers can. */
   protected override deviceProblem(): string | null {
     return null;
@@ -320,14 +333,18 @@ export interface OutputTaking extends Module {
  * of its own reused buffers). Parameters, buffers and training mode are the inner layer's.
  */
 export class ReuseOutputs extends Module {
-  readonly inner: OutputTaking;
+  private innerLayer: OutputTaking;
+  /** The wrapped layer. */
+  get inner(): OutputTaking {
+    return this.innerLayer;
+  }
   private readonly y: ReusedBuffer;
   private readonly dx: ReusedBuffer;
   /** The last forward's input shape: dx's. */
   private xShape: readonly number[] | null = null;
   constructor(inner: OutputTaking) {
     super(inner.dtype);
-    this.inner = inner;
+    this.innerLayer = inner;
     this.training = inner.training;
     this.y = new ReusedBuffer(inner.dtype);
     this.dx = new ReusedBuffer(inner.dtype);
@@ -373,6 +390,12 @@ export class ReuseOutputs extends Module {
   }
   override children(): Module[] {
     return [this.inner];
+  }
+  /** The new layer must take outputs as the old one (forward(x, out)) and have its dtype. */
+  override replaceChild(child: Module, replacement: Module): boolean {
+    if (child !== this.innerLayer || replacement.dtype !== this.dtype) return false;
+    this.innerLayer = replacement as OutputTaking;
+    return true;
   }
   /** Transparent: the layer's keys are the wrapper's (PyTorch has no such module). */
   override namedChildren(): [string, Module][] {

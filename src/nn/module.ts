@@ -53,6 +53,15 @@ export abstract class Module {
   }
 
   /**
+   * Puts `replacement` where `child` is among this module's children, in place (its keys stay);
+   * true when done. Containers implement it (Sequential, ReuseOutputs); the default holds no
+   * replaceable child and returns false. Used by convertSyncBatchNorm.
+   */
+  replaceChild(_child: Module, _replacement: Module): boolean {
+    return false;
+  }
+
+  /**
    * Why this module cannot live on `device`, or null when it can. The default: host only.
    * Layers with kernels for another device override it.
    */

@@ -23,6 +23,7 @@ const expected: RegExp[] = [
   /^0\.bias 0\.weight 1\.bias 1\.num_batches_tracked 1\.running_mean 1\.running_var 1\.weight\n\{ missingKeys: \[\], unexpectedKeys: \[\] \}\ntrue Sequential\.loadStateDict: 1\.running_var, 2\.weight: expected exactly the keys of Sequential, got Missing key\(s\) in state_dict: "1\.running_var"\. Unexpected key\(s\) in state_dict: "2\.weight"\.\n\{ missingKeys: \[ '1\.running_var' \], unexpectedKeys: \[\] \}$/m,
   /^Conv BatchNormalization Relu MaxPool Flatten Gemm\ntrue exportOnnx: model\.0 \(Conv2d\): x: expected 1 channels \(axis 1\), got shape \[1, 3, 28, 28\]$/m,
   /^2 Conv2D GroupNormalization ReLU SwitchableNormalization GlobalAveragePooling2D RMSNormalization Dense\ntrue$/m,
+  /^true true\ntrue true\ntrue$/m,
 ];
 
 it("README has the API tour examples", () => assert.equal(blocks.length, expected.length));

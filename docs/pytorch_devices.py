@@ -1,0 +1,124 @@
+"""PyTorch twin of the lab's `devices` experiment (/work/shared/lab/EXPERIMENTS.md "devices"; the rest of the
+protocol as pytorch_reference.py beside this file): data-parallel training with W workers of b images each,
+(W, b) in {(1, 16), (4, 4), (8, 2)}, global batch 16, lr 0.0125, SGD momentum 0.9, weight decay 1e-4,
+2 epochs, eval-mode accuracy on the 2,000 test digits, seeds 0 and 1.
+
+Run with Debian's PyTorch (/usr/bin/python3):
+  /usr/bin/python3 pytorch_devices.py DIGITS_DIR --sn bench/switchnorm_ref.py [--arch cnn|mlp] > pytorch-devices.jsonl
+Prints one JSON line per run with the record fields of EXPERIMENTS.md "Records".
+
+The W workers are simulated in one process without torch.distributed, as the statistics are the question:
+every layer but the norms works per sample, so one network on the step's 16 digits (worker k's are rows
+k*b .. (k+1)*b - 1) with the loss averaged over all 16 computes exactly what W DDP replicas with averaged
+gradients compute, once the norms see what each worker would see:
+- batch_norm, switchable_norm: the norm runs on each worker's b rows separately (its BN statistics per
+  worker); only worker 0's call updates the running statistics (DDP's broadcast_buffers=True copies rank 0's
+  buffers to every replica before each forward), the others' updates are undone;
+- sync_batch_norm: BatchNorm on all 16 rows, which is torch.nn.SyncBatchNorm's computation (global mean, biased
+  global variance to normalise, unbiased with the global count for running_var, momentum 0.1);
+- group_norm, none: independent of the split.
+"""
+import argparse, json, sys, time, importlib.util
+import numpy as np, torch, torch.nn as nn
+
+torch.set_num_threads(1)
+ap = argparse.ArgumentParser()
+ap.add_argument("digits")
+ap.add_argument("--sn", required=True, help="path to the official SwitchNorm code (bench/switchnorm_ref.py)")
+ap.add_argument("--arch", choices=["cnn", "mlp"], action="append")
+ap.add_argument("--seeds", default="0,1")
+ap.add_argument("--epochs", type=int, default=2)
+ap.add_argument("--only", help="METHOD:W, e.g. batch_norm:8 — just that cell (extra seeds)")
+ap.add_argument("--train-limit", type=int, default=8000, help="train on the first N training digits (a smoke test)")
+args = ap.parse_args()
+spec = importlib.util.spec_from_file_location("sn", args.sn)
+sn = importlib.util.module_from_spec(spec); spec.loader.exec_module(sn)
+
+X, Y = [], []
+for d in range(10):
+    a = np.array(json.load(open(f"{args.digits}/{d}.json"))["data"], dtype=np.float32).reshape(-1, 1, 28, 28)
+    X.append(a); Y.append(np.full(len(a), d))
+X, Y = np.concatenate(X), np.concatenate(Y)
+perm = np.random.RandomState(0).permutation(len(X)); X, Y = X[perm], Y[perm]
+X = (X - 0.1307) / 0.3081
+Xtr, Ytr, Xte, Yte = map(torch.tensor, (X[:8000], Y[:8000], X[8000:], Y[8000:]))
+
+BATCH, LR = 16, 0.0125
+CONFIGS = [(1, 16), (4, 4), (8, 2)]
+
+
+class PerWorker(nn.Module):
+    """Runs `inner` on each worker's rows separately (training), keeping worker 0's running-statistics update
+    only. Its state-dict keys are the inner norm's under `inner.`; eval runs inner on the whole input."""
+
+    def __init__(self, inner, workers):
+        super().__init__()
+        self.inner, self.workers = inner, workers
+
+    def forward(self, x):
+        if not self.training or self.workers == 1:
+            return self.inner(x)
+        outs = []
+        for k, xk in enumerate(x.chunk(self.workers, 0)):
+            if k == 0:
+                outs.append(self.inner(xk))
+                continue
+            # worker k's replica updates a copy of the buffers, dropped after (rank 0's are kept)
+            saved = dict(self.inner._buffers)
+            self.inner._buffers.update({n: b.clone() for n, b in saved.items() if b is not None})
+            outs.append(self.inner(xk))
+            self.inner._buffers.update(saved)
+        return torch.cat(outs, 0)
+
+
+def norm(kind, c, spatial, workers):
+    if kind == "none": return nn.Identity()
+    if kind == "group_norm": return nn.GroupNorm(4 if spatial else 16, c)
+    if kind == "sync_batch_norm": return nn.BatchNorm2d(c) if spatial else nn.BatchNorm1d(c)
+    if kind == "batch_norm": return PerWorker(nn.BatchNorm2d(c) if spatial else nn.BatchNorm1d(c), workers)
+    if kind == "switchable_norm": return PerWorker(sn.SwitchNorm2d(c) if spatial else sn.SwitchNorm1d(c), workers)
+    raise ValueError(kind)
+
+
+def net(arch, kind, workers):
+    if arch == "cnn":
+        return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), norm(kind, 8, True, workers), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(8, 16, 3, padding=1), norm(kind, 16, True, workers), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Flatten(), nn.Linear(16 * 7 * 7, 10))
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 256), norm(kind, 256, False, workers), nn.ReLU(),
+                         nn.Linear(256, 256), norm(kind, 256, False, workers), nn.ReLU(), nn.Linear(256, 10))
+
+
+def grid():
+    for arch in args.arch or ["cnn", "mlp"]:
+        for (W, b) in CONFIGS:
+            for kind in ["none", "batch_norm", "sync_batch_norm", "group_norm", "switchable_norm"]:
+                if kind == "none" and W != 1: continue
+                if args.only and args.only != f"{kind}:{W}": continue
+                for seed in map(int, args.seeds.split(",")):
+                    yield arch, kind, W, b, seed
+
+
+for arch, kind, W, b, seed in grid():
+    torch.manual_seed(seed); m = net(arch, kind, W)
+    opt = torch.optim.SGD(m.parameters(), lr=LR, momentum=0.9, weight_decay=1e-4)
+    lossf = nn.CrossEntropyLoss(); g = torch.Generator().manual_seed(seed); t0 = time.time()
+    n = args.train_limit; total = (n // BATCH) * BATCH * args.epochs
+    curve, win, wn, seen, diverged = [], 0.0, 0, 0, False
+    for ep in range(args.epochs):
+        m.train(); idx = torch.randperm(n, generator=g)
+        for i in range(0, n - BATCH + 1, BATCH):
+            j = idx[i:i + BATCH]; opt.zero_grad(); loss = lossf(m(Xtr[j]), Ytr[j])
+            if not torch.isfinite(loss):
+                diverged = True; break
+            loss.backward(); opt.step()
+            win += loss.item() * BATCH; wn += BATCH; seen += BATCH
+            # a loss-curve point per 500 samples, closed as src/lab/train.ts closes them
+            if seen % 500 < BATCH or seen == total: curve.append(round(win / wn, 5)); win, wn = 0.0, 0
+        if diverged: break
+    if wn: curve.append(round(win / wn, 5))
+    m.eval()
+    with torch.no_grad(): acc = 0.1 if diverged else (m(Xte).argmax(1) == Yte).float().mean().item()
+    print(json.dumps({"experiment": "devices", "arch": arch, "method": kind, "batch_size": BATCH, "seed": seed,
+                      "workers": W, "per_worker_batch": b, "test_accuracy": round(acc, 4), "diverged": diverged,
+                      "seconds": round(time.time() - t0, 1), "train_loss_curve": curve}), flush=True)
