@@ -14,6 +14,7 @@ const blocks = [...readme.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]!);
 // What each example must print (a fragment per example, in order).
 const expected: RegExp[] = [
   /^loss 2\.003 -> 0\.009\npredicted 0 1 2 0 1 2\n0\.bias 0\.weight 1\.bias 1\.num_batches_tracked 1\.running_mean 1\.running_var 1\.weight 5\.bias 5\.weight$/m,
+  /^loss 1\.67 -> 0\.06, lr 0\.00125\n[\s\S]*\n4        Linear      \[32, 1\]           65\ntotal parameters: 1,537$/m,
   /\[ 4, 6, 3, 3 \] 36\n\[\s*'weight',\s*'bias',\s*'running_mean',\s*'running_var',\s*'num_batches_tracked'\s*\] 1/,
   /mean: \{\s*in: 0\.333\d+,\s*ln: 0\.333\d+,\s*bn: 0\.333\d+\s*\}/,
   /^2 8 16 \{ perSample: true, groupSize: 2, center: true \}\n8 8\n16 2 8 \{\s*in: 0\.333\d+,\s*ln: 0\.333\d+,\s*bn: 0\.333\d+\s*\}/,
