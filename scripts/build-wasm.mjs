@@ -19,7 +19,7 @@ const out = join(root, "src/kernels/wasm/wasm_module.ts");
 // Keep in sync with src/kernels/wasm/wasm.ts (MAX_PAGES): the memory JS creates must match this import.
 const FLAGS = [
   "-O3", "--noAssert", "--runtime", "stub", "--enable", "simd", "--enable", "threads",
-  "--importMemory", "--sharedMemory", "--initialMemory", "1", "--maximumMemory", "32768",
+  "--importMemory", "--sharedMemory", "--initialMemory", "1", "--maximumMemory", "65536",
 ];
 
 for (const { path, upToDate } of syncCallBlock({ root })) {

@@ -13,7 +13,10 @@ import type { AffineKind, NormPlan, NormShape, StatsConfig } from "./contract/vi
 import type { FloatArray } from "../tensor.js";
 import { tsKernels, tsPrimitives } from "./ts/index.js";
 import { wasmKernelSet } from "./wasm/index.js";
-import { wasmKernels, wasmUnavailableReason } from "./wasm/wasm.js";
+import { setWasmFallback, wasmKernels, wasmUnavailableReason } from "./wasm/wasm.js";
+
+// a WebAssembly call the memory cannot take runs on the TypeScript primitives
+setWasmFallback(tsPrimitives);
 import { ConfigError } from "../errors.js";
 
 export type KernelMode = "auto" | "wasm" | "ts";

@@ -11,7 +11,7 @@
 import type { Conv2dGeometry } from "../contract/ops.js";
 import type { FloatArray } from "../../tensor.js";
 import { gemm, rowMajor, transposed } from "./gemm.js";
-import { wasmGemmFor } from "../wasm/gemm.js";
+import { wasmGemmFor, wasmTook } from "../wasm/gemm.js";
 
 export type { Conv2dGeometry } from "../contract/ops.js";
 export { conv2dGeometry } from "../contract/ops.js";
@@ -150,10 +150,8 @@ export function conv2dForward(
   const { N, C, H, W, O, K, P } = g;
   // float32: the WebAssembly SIMD path (f32 sums) where available; otherwise the loops below
   const fast = wasmGemmFor(N * (C * H * W + O * P) + O * K + K * P, out, x, w, b);
-  if (fast) {
-    fast.conv2dForward(out as Float32Array, x as Float32Array, w as Float32Array, b as Float32Array | null, g);
-    return out;
-  }
+  // a WebAssembly memory too full for the call's staging falls back to the loops below (nothing written yet)
+  if (fast && wasmTook(() => fast.conv2dForward(out as Float32Array, x as Float32Array, w as Float32Array, b as Float32Array | null, g))) return out;
   const { col, w64 } = regions(scratch, g);
   w64.set(w.subarray(0, O * K));
   for (let n = 0; n < N; n++) {
@@ -174,11 +172,8 @@ export function conv2dBackward(
 ): void {
   const { N, C, H, W, O, K, P } = g;
   const fast = dx !== null || dw !== null ? wasmGemmFor(N * (2 * C * H * W + O * P) + 2 * O * K + K * P, dx, dw, db, dy, x, w) : null;
-  if (fast) {
-    fast.conv2dBackward(dx as Float32Array | null, dw as Float32Array | null, db as Float32Array | null, dy as Float32Array,
-      x as Float32Array, w as Float32Array, g, accumulate);
-    return;
-  }
+  if (fast && wasmTook(() => fast.conv2dBackward(dx as Float32Array | null, dw as Float32Array | null, db as Float32Array | null, dy as Float32Array,
+    x as Float32Array, w as Float32Array, g, accumulate))) return;
   if (db !== null) {
     for (let o = 0; o < O; o++) {
       let s = accumulate ? db[o] : 0;

@@ -7,7 +7,7 @@
  */
 import type { FloatArray } from "../../tensor.js";
 import { gemm, rowMajor, transposed } from "./gemm.js";
-import { wasmGemmFor } from "../wasm/gemm.js";
+import { wasmGemmFor, wasmTook } from "../wasm/gemm.js";
 
 /**
  * y = x Wᵀ + b:   y[n,o] = b[o] + Σ_k x[n,k]·W[o,k]
@@ -19,8 +19,7 @@ export function linearForward(
 ): FloatArray {
   // float32: the WebAssembly SIMD path (f32 sums) where available; otherwise the loops below
   const fast = wasmGemmFor(N * (inF + outF) + outF * inF, out, x, w, b);
-  if (fast) {
-    fast.linearForward(out as Float32Array, x as Float32Array, w as Float32Array, b as Float32Array | null, N, inF, outF);
+  if (fast && wasmTook(() => fast.linearForward(out as Float32Array, x as Float32Array, w as Float32Array, b as Float32Array | null, N, inF, outF))) {
     return out;
   }
   if (b !== null) for (let n = 0; n < N; n++) out.set(b.length === outF ? b : b.subarray(0, outF), n * outF);
@@ -39,9 +38,9 @@ export function linearBackward(
   N: number, inF: number, outF: number, accumulate: boolean,
 ): void {
   const fast = dx !== null || dw !== null ? wasmGemmFor(N * (2 * inF + outF) + 2 * outF * inF, dx, dw, dy, x, w) : null;
-  if (fast) {
-    fast.linearBackward(dx as Float32Array | null, dw as Float32Array | null, dy as Float32Array, x as Float32Array,
-      w as Float32Array, N, inF, outF, accumulate);
+  if (fast && wasmTook(() => fast.linearBackward(dx as Float32Array | null, dw as Float32Array | null, dy as Float32Array, x as Float32Array,
+    w as Float32Array, N, inF, outF, accumulate))) {
+    // done on the WebAssembly GEMM
   } else {
     if (dx !== null) gemm(N, inF, outF, rowMajor(dy, 0, outF), rowMajor(w, 0, inF), rowMajor(dx, 0, inF), accumulate);
     if (dw !== null) gemm(outF, inF, N, transposed(dy, 0, outF), rowMajor(x, 0, inF), rowMajor(dw, 0, inF), accumulate);

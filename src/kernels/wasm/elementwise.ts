@@ -46,7 +46,7 @@ export class WasmElementwise {
 
   /** Runs op `op` on the call block over `items` items, on T threads. */
   private split(op: number, T: number, items: number, y: number, x: number, dy: number, idx: number, g: Pool2dGeometry | null): void {
-    const i32 = this.rt.i32, b = this.rt.block >> 2;
+    const i32 = this.rt.i32, b = this.rt.block >>> 2;
     i32[b + I_OP] = op;
     i32[b + I_K] = items;
     i32[b + I_Y] = y; i32[b + I_X] = x; i32[b + I_DY] = dy; i32[b + I_IDX] = idx;

@@ -12,7 +12,7 @@
 import type { Conv2dGeometry } from "../ts/conv2d.js";
 import type { FloatArray } from "../../tensor.js";
 import { getKernelMode } from "../registry.js";
-import { Region, WasmRuntime, wasmRuntime, wasmThreadSetting } from "./wasm.js";
+import { Region, WasmMemoryError, WasmRuntime, wasmRuntime, wasmThreadSetting } from "./wasm.js";
 import {
   F_ACCUMULATE, I_B, I_CHUNKS, I_CV_C, I_CV_COL, I_CV_DB, I_CV_DW, I_CV_DX, I_CV_H, I_CV_HO, I_CV_KH, I_CV_KW, I_CV_O, I_CV_PH,
   I_CV_PW, I_CV_SH, I_CV_SW, I_CV_W, I_CV_WO, I_DY, I_FLAGS, I_G_AI, I_G_AK, I_G_K, I_G_LDB, I_G_LDC, I_G_N, I_K, I_OP, I_W,
@@ -63,14 +63,14 @@ export class WasmGemm {
   private place(a: Float32Array, n: number, r: Region, copy: boolean): number {
     if (this.rt.owns(a)) return a.byteOffset;
     const p = r.ensure(n * 4);
-    if (copy) this.rt.f32.set(n === a.length ? a : a.subarray(0, n), p >> 2);
+    if (copy) this.rt.f32.set(n === a.length ? a : a.subarray(0, n), p >>> 2);
     return p;
   }
 
   /** Copies n floats at p back into dst unless dst is that memory already. */
   private out(dst: Float32Array, p: number, n: number): void {
     if (this.rt.owns(dst)) return;
-    dst.set(this.rt.f32.subarray(p >> 2, (p >> 2) + n));
+    dst.set(this.rt.f32.subarray(p >>> 2, (p >>> 2) + n));
   }
 
   /** Threads a convolution of this geometry may use: the setting, for a batch of ≥ 2 and enough work. */
@@ -82,7 +82,7 @@ export class WasmGemm {
   /** Writes the geometry and the operands of a CONV_* op into the call block. */
   private convBlock(op: number, g: Conv2dGeometry, T: number): Int32Array {
     const col = this.colR.ensure(T * g.K * g.P * 4); // may grow the memory: views after it
-    const i32 = this.rt.i32, b = this.rt.block >> 2;
+    const i32 = this.rt.i32, b = this.rt.block >>> 2;
     i32[b + I_OP] = op;
     i32[b + I_K] = g.N;
     i32[b + I_CV_C] = g.C; i32[b + I_CV_H] = g.H; i32[b + I_CV_W] = g.W; i32[b + I_CV_O] = g.O;
@@ -93,14 +93,14 @@ export class WasmGemm {
   }
 
   /** y = conv(x, W) + b for the whole batch (see conv2dForward in src/kernels/ts/conv2d.ts), split over images. */
-  conv2dForward(out: Float32Array, x: Float32Array, w: Float32Array, b: Float32Array | null, g: Conv2dGeometry): void {
+  private conv2dForwardImpl(out: Float32Array, x: Float32Array, w: Float32Array, b: Float32Array | null, g: Conv2dGeometry): void {
     const { N, C, H, W, O, K, P } = g;
     const T = this.convThreads(g);
     const px = this.place(x, N * C * H * W, this.xR, true);
     const pw = this.place(w, O * K, this.wR, true);
     const py = this.place(out, N * O * P, this.yR, false);
     const pb = b !== null ? this.place(b, O, this.dyR, true) : 0;
-    const i32 = this.convBlock(OP_CONV_FWD, g, T), blk = this.rt.block >> 2;
+    const i32 = this.convBlock(OP_CONV_FWD, g, T), blk = this.rt.block >>> 2;
     i32[blk + I_X] = px; i32[blk + I_W] = pw; i32[blk + I_Y] = py; i32[blk + I_B] = pb;
     this.rt.exec(T, N);
     this.out(out, py, N * O * P);
@@ -110,7 +110,7 @@ export class WasmGemm {
    * dW (+)= Σ_n dy_n·col_nᵀ, db (+)= Σ_{n,p} dy_n and dx (+)= col2im(Wᵀ·dy_n), split over images.
    * Null outputs are skipped. dW and db are sums of the chunks' partials, taken in chunk order.
    */
-  conv2dBackward(
+  private conv2dBackwardImpl(
     dx: Float32Array | null, dw: Float32Array | null, db: Float32Array | null, dy: Float32Array, x: Float32Array, w: Float32Array,
     g: Conv2dGeometry, accumulate: boolean,
   ): void {
@@ -124,14 +124,14 @@ export class WasmGemm {
     // the chunks' partials: dW [chunks, O·K], then db [chunks, O]
     const ppart = dw !== null || db !== null ? this.dwR.ensure(maxChunks * (O * K + O) * 4) : 0;
     const pdb = db !== null ? ppart + maxChunks * O * K * 4 : 0;
-    const i32 = this.convBlock(OP_CONV_BWD, g, T), blk = this.rt.block >> 2;
+    const i32 = this.convBlock(OP_CONV_BWD, g, T), blk = this.rt.block >>> 2;
     i32[blk + I_X] = px; i32[blk + I_W] = pw; i32[blk + I_DY] = pdy;
     i32[blk + I_CV_DW] = dw !== null ? ppart : 0; i32[blk + I_CV_DX] = pdx; i32[blk + I_CV_DB] = pdb;
     i32[blk + I_FLAGS] = accumulate ? F_ACCUMULATE : 0;
     this.rt.exec(T, N);
     const chunks = Math.min(this.rt.i32[blk + I_CHUNKS]!, maxChunks);
-    if (dw !== null) sumPartials(dw, this.rt.f32, ppart >> 2, O * K, chunks, accumulate);
-    if (db !== null) sumPartials(db, this.rt.f32, pdb >> 2, O, chunks, accumulate);
+    if (dw !== null) sumPartials(dw, this.rt.f32, ppart >>> 2, O * K, chunks, accumulate);
+    if (db !== null) sumPartials(db, this.rt.f32, pdb >>> 2, O, chunks, accumulate);
     if (dx !== null) this.out(dx, pdx, N * C * H * W);
   }
 
@@ -143,12 +143,12 @@ export class WasmGemm {
   private gemm(nt: boolean, M: number, N: number, K: number, a: number, ai: number, ak: number, b: number, ldb: number, c: number, ldc: number, acc: boolean): void {
     const T = wasmThreadSetting();
     if (T > 1 && M >= 8 && M * N * K >= GEMM_PARALLEL_MIN_MACS) {
-      const i32 = this.rt.i32, blk = this.rt.block >> 2;
+      const i32 = this.rt.i32, blk = this.rt.block >>> 2;
       i32[blk + I_OP] = nt ? OP_GEMM_NT : OP_GEMM_NN;
       i32[blk + I_K] = M; i32[blk + I_G_N] = N; i32[blk + I_G_K] = K; i32[blk + I_G_AI] = ai; i32[blk + I_G_AK] = ak;
       i32[blk + I_X] = a; i32[blk + I_W] = b; i32[blk + I_Y] = c; i32[blk + I_G_LDB] = ldb; i32[blk + I_G_LDC] = ldc;
       i32[blk + I_FLAGS] = acc ? F_ACCUMULATE : 0;
-      this.rt.exec(Math.min(T, M >> 2), M);
+      this.rt.exec(Math.min(T, M >>> 2), M);
       return;
     }
     if (nt) this.ex.gemmNT(M, N, K, a, ai, b, ldb, c, ldc, acc ? 1 : 0);
@@ -156,38 +156,54 @@ export class WasmGemm {
   }
 
   /** y = x·Wᵀ + b (see linearForward in src/kernels/ts/linear.ts). */
-  linearForward(out: Float32Array, x: Float32Array, w: Float32Array, b: Float32Array | null, N: number, inF: number, outF: number): void {
+  private linearForwardImpl(out: Float32Array, x: Float32Array, w: Float32Array, b: Float32Array | null, N: number, inF: number, outF: number): void {
     this.rt.calls++;
     const px = this.place(x, N * inF, this.xR, true);
     const pw = this.place(w, outF * inF, this.wR, true);
     const py = this.place(out, N * outF, this.yR, false);
     if (b !== null) {
       const f32 = this.rt.f32, bb = b.length === outF ? b : b.subarray(0, outF);
-      for (let n = 0; n < N; n++) f32.set(bb, (py >> 2) + n * outF);
+      for (let n = 0; n < N; n++) f32.set(bb, (py >>> 2) + n * outF);
     }
     this.gemm(true, N, outF, inF, px, inF, 0, pw, inF, py, outF, b !== null);
     this.out(out, py, N * outF);
   }
 
   /** dx (+)= dy·W and dW (+)= dyᵀ·x; db is left to the caller. Null outputs are skipped. */
-  linearBackward(
+  private linearBackwardImpl(
     dx: Float32Array | null, dw: Float32Array | null, dy: Float32Array, x: Float32Array, w: Float32Array,
     N: number, inF: number, outF: number, accumulate: boolean,
   ): void {
     this.rt.calls++;
+    // every operand placed before anything is computed: a full memory leaves the outputs untouched
     const pdy = this.place(dy, N * outF, this.dyR, true);
+    const pw = dx !== null ? this.place(w, outF * inF, this.wR, true) : 0;
+    const pdx = dx !== null ? this.place(dx, N * inF, this.dxR, accumulate) : 0;
+    const px = dw !== null ? this.place(x, N * inF, this.xR, true) : 0;
+    const pdw = dw !== null ? this.place(dw, outF * inF, this.dwR, accumulate) : 0;
     if (dx !== null) {
-      const pw = this.place(w, outF * inF, this.wR, true);
-      const pdx = this.place(dx, N * inF, this.dxR, accumulate);
       this.gemm(false, N, inF, outF, pdy, outF, 1, pw, inF, pdx, inF, accumulate);
       this.out(dx, pdx, N * inF);
     }
     if (dw !== null) {
-      const px = this.place(x, N * inF, this.xR, true);
-      const pdw = this.place(dw, outF * inF, this.dwR, accumulate);
       this.gemm(false, outF, inF, N, pdy, 1, outF, px, inF, pdw, inF, accumulate);
       this.out(dw, pdw, outF * inF);
     }
+  }
+
+
+  // The public calls: staging regions grown past STAGING_KEEP_BYTES go back at the end of each.
+  conv2dForward(...a: Parameters<WasmGemm["conv2dForwardImpl"]>): void {
+    try { this.conv2dForwardImpl(...a); } finally { this.rt.trimStaging(); }
+  }
+  conv2dBackward(...a: Parameters<WasmGemm["conv2dBackwardImpl"]>): void {
+    try { this.conv2dBackwardImpl(...a); } finally { this.rt.trimStaging(); }
+  }
+  linearForward(...a: Parameters<WasmGemm["linearForwardImpl"]>): void {
+    try { this.linearForwardImpl(...a); } finally { this.rt.trimStaging(); }
+  }
+  linearBackward(...a: Parameters<WasmGemm["linearBackwardImpl"]>): void {
+    try { this.linearBackwardImpl(...a); } finally { this.rt.trimStaging(); }
   }
 }
 
@@ -197,6 +213,20 @@ function sumPartials(dst: Float32Array, f32: Float32Array, q: number, n: number,
     let s = accumulate ? dst[i]! : 0;
     for (let c = 0; c < chunks; c++) s += f32[q + c * n + i]!;
     dst[i] = s;
+  }
+}
+
+/**
+ * Runs a WebAssembly GEMM-path call; false (nothing written) when the memory could not take its
+ * staging, so the caller runs its TypeScript loops instead. Other errors propagate.
+ */
+export function wasmTook(call: () => void): boolean {
+  try {
+    call();
+    return true;
+  } catch (e) {
+    if (e instanceof WasmMemoryError) return false;
+    throw e;
   }
 }
 

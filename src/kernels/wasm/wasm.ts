@@ -25,9 +25,32 @@ import {
   I_SUMG, I_SUMGX, I_VAR, I_W, I_X, I_Y, OP_APPLY, OP_BWD, OP_COMBINE, OP_FWD_TRAIN, OP_STATS,
 } from "./call_block.js";
 
-/** Maximum memory in 64 KiB pages (2 GiB); must equal --maximumMemory in scripts/build-wasm.mjs. */
-export const MAX_PAGES = 32768;
+/** Maximum memory in 64 KiB pages (4 GiB, all wasm32 allows); must equal --maximumMemory in scripts/build-wasm.mjs. */
+export const MAX_PAGES = 65536;
 const PAGE = 65536;
+
+/**
+ * Staging regions (copies of plain-array operands, scratch) above this size are returned to the
+ * memory at the end of the call that needed them; smaller ones are kept for the next call.
+ */
+export const STAGING_KEEP_BYTES = 64 << 20;
+
+/**
+ * The WebAssembly memory cannot take an allocation (it is at its 4 GiB, or the engine refused to
+ * grow it). A RangeError, as the engine's own: callers with a fallback (the TypeScript kernels, the
+ * JS heap for host tensors) catch it and use that instead.
+ */
+export class WasmMemoryError extends RangeError {
+  readonly requestedBytes: number;
+  constructor(requestedBytes: number, inUse: number, limit: number, cause?: unknown) {
+    super(
+      `normkit: the WebAssembly memory cannot take ${requestedBytes} more bytes (${inUse} in use, at most ${limit}` +
+        `${cause ? `; ${(cause as Error).message ?? cause}` : ""}): the call runs on the TypeScript kernels, or free resident tensors (WasmTensor.dispose, residentScope)`,
+    );
+    this.name = "WasmMemoryError";
+    this.requestedBytes = requestedBytes;
+  }
+}
 
 /** Below this many elements a call runs on one thread (waking a worker costs more than it saves). */
 export const PARALLEL_MIN_ELEMENTS = 1 << 16;
@@ -67,17 +90,30 @@ export class Region {
   bytes = 0;
   private cachedView: Float32Array | null = null;
   constructor(private readonly rt: WasmRuntime, private readonly fill: number | null = null) {}
-  /** Byte address of at least `bytes` bytes (contents kept only when no growth happens). */
+  /**
+   * Byte address of at least `bytes` bytes (contents kept only when no growth happens). Growing past
+   * the runtime's stagingKeepBytes marks the region for release at the end of the call (trimStaging).
+   */
   ensure(bytes: number): number {
     if (bytes > this.bytes) {
-      if (this.bytes) this.rt.free(this.ptr);
-      const size = Math.max(bytes, Math.min(this.bytes * 2, bytes + (64 << 20)));
+      if (this.bytes) this.release();
+      const keep = this.rt.stagingKeepBytes;
+      const size = bytes > keep ? bytes : Math.max(bytes, Math.min(this.bytes * 2, bytes + (16 << 20), keep));
       this.ptr = this.rt.alloc(size);
       this.bytes = size;
       this.cachedView = null;
-      if (this.fill !== null) this.rt.f32.fill(this.fill, this.ptr >> 2, (this.ptr + size) >> 2);
+      if (this.fill !== null) this.rt.f32.fill(this.fill, this.ptr >>> 2, (this.ptr + size) >>> 2);
+      if (size > keep) this.rt.oversized.add(this);
     }
     return this.ptr;
+  }
+  /** Returns the block to the memory (the next ensure allocates anew). */
+  release(): void {
+    if (this.bytes) this.rt.free(this.ptr);
+    this.ptr = 0;
+    this.bytes = 0;
+    this.cachedView = null;
+    this.rt.oversized.delete(this);
   }
   /** A Float32Array view of the first n floats (cached: no allocation when n repeats). */
   view(n: number): Float32Array {
@@ -105,6 +141,12 @@ export class WasmRuntime {
   runner: ParallelRunner | null = null;
   /** Calls that ran on these kernels (tests check that a forced path really ran). */
   calls = 0;
+  /** Staging regions above stagingKeepBytes, released at the end of the call (trimStaging). */
+  readonly oversized = new Set<Region>();
+  /** See STAGING_KEEP_BYTES (tests lower it). */
+  stagingKeepBytes = STAGING_KEEP_BYTES;
+  /** The most bytes the allocator hands out: the memory's maximum (tests lower it to simulate a full memory). */
+  limitBytes = MAX_PAGES * PAGE;
   /** The most threads that took part in one call so far (tests check that a split really happened). */
   maxJoined = 1;
 
@@ -141,7 +183,7 @@ export class WasmRuntime {
    * the last allocation of a call, never before.
    */
   alloc(bytes: number): number {
-    const size = Math.max(64, (bytes + 63) & ~63);
+    const size = Math.max(64, Math.ceil(bytes / 64) * 64); // arithmetic, not & ~63: sizes may pass 2^31
     for (let i = 0; i < this.freeList.length; i++) {
       const f = this.freeList[i]!;
       if (f.size >= size) {
@@ -157,11 +199,20 @@ export class WasmRuntime {
     }
     const ptr = this.top;
     const end = ptr + size;
-    if (end > MAX_PAGES * PAGE) throw new RangeError(`normkit: WebAssembly memory exhausted (${end} bytes needed, at most ${MAX_PAGES * PAGE})`);
+    if (end > this.limitBytes) throw new WasmMemoryError(size, this.allocatedBytes(), this.limitBytes);
     const have = this.buffer.byteLength;
     if (end > have) {
       const grow = Math.max(Math.ceil((end - have) / PAGE), Math.min(MAX_PAGES - have / PAGE, Math.ceil(have / PAGE / 4)));
-      this.memory.grow(grow);
+      try {
+        this.memory.grow(grow);
+      } catch (e) {
+        // the engine may refuse the headroom; try the exact need before giving up
+        try {
+          this.memory.grow(Math.ceil((end - have) / PAGE));
+        } catch {
+          throw new WasmMemoryError(size, this.allocatedBytes(), this.limitBytes, e);
+        }
+      }
       this.refresh();
     }
     this.top = end;
@@ -200,6 +251,12 @@ export class WasmRuntime {
     }
   }
 
+  /** Releases the staging regions that grew past stagingKeepBytes (the end of a call that needed them). */
+  trimStaging(): void {
+    if (this.oversized.size === 0) return;
+    for (const r of [...this.oversized]) r.release();
+  }
+
   /** Bytes allocated from the memory (tensors and scratch). */
   allocatedBytes(): number {
     let n = 0;
@@ -214,10 +271,10 @@ export class WasmRuntime {
   exec(threads: number, K: number): number {
     this.calls++;
     const r = this.runner;
-    const b = this.block >> 2;
+    const b = this.block >>> 2;
     const T = threads > 1 && r && r.workers > 0 ? Math.min(threads, r.workers + 1) : 1;
     // chunks of at least 8 groups (each chunk starts its pipeline anew), at most CHUNKS per thread
-    this.i32[b + I_CHUNKS] = T > 1 ? Math.max(1, Math.min(K, CHUNKS * T, Math.max(T, K >> 3))) : 1;
+    this.i32[b + I_CHUNKS] = T > 1 ? Math.max(1, Math.min(K, CHUNKS * T, Math.max(T, K >>> 3))) : 1;
     this.i32[b + I_NEXT] = 0;
     if (T === 1) {
       this.exports.run(this.block, 0, 1);
@@ -361,7 +418,7 @@ class WasmKernels implements HostPrimitives {
 
   /** Writes the layout of (shape, cfg) into the call block; returns K (statistic groups). */
   private layout(shape: NormShape, cfg: StatsConfig, affine: AffineKind): number {
-    const i32 = this.rt.i32, b = this.rt.block >> 2;
+    const i32 = this.rt.i32, b = this.rt.block >>> 2;
     const { N, C, S } = shape;
     let K: number;
     if (cfg.perSample) {
@@ -392,7 +449,7 @@ class WasmKernels implements HostPrimitives {
   private place(a: Readonly<Float32Array>, r: Region, copy: boolean): number {
     if (this.rt.owns(a)) return a.byteOffset;
     const p = r.ensure(a.length * 4);
-    if (copy) this.rt.f32.set(a, p >> 2);
+    if (copy) this.rt.f32.set(a, p >>> 2);
     return p;
   }
 
@@ -411,14 +468,14 @@ class WasmKernels implements HostPrimitives {
       if (bias) bb = this.place(bias as Float32Array, this.bR, true);
       else if (affine === "element") bb = this.zeros.ensure(P * 4);
     }
-    const i32 = this.rt.i32, b = this.rt.block >> 2; // after the allocations (see WasmRuntime.alloc)
+    const i32 = this.rt.i32, b = this.rt.block >>> 2; // after the allocations (see WasmRuntime.alloc)
     i32[b + I_W] = w;
     i32[b + I_B] = bb;
   }
 
   private statsIn(mean: Readonly<Float64Array>, rstd: Readonly<Float64Array>, K: number): void {
     const pm = this.meanR.ensure(K * 8), pr = this.rstdR.ensure(K * 8);
-    const i32 = this.rt.i32, b = this.rt.block >> 2, f64 = this.rt.f64, om = pm >> 3, or = pr >> 3;
+    const i32 = this.rt.i32, b = this.rt.block >>> 2, f64 = this.rt.f64, om = pm >>> 3, or = pr >>> 3;
     for (let k = 0; k < K; k++) {
       f64[om + k] = mean[k]!;
       f64[or + k] = rstd[k]!;
@@ -432,13 +489,13 @@ class WasmKernels implements HostPrimitives {
     const K = this.layout(shape, cfg, "none");
     const px = this.place(x as Float32Array, this.xR, true);
     const pm = this.meanR.ensure(K * 8), pv = this.varR.ensure(K * 8);
-    const i32 = rt.i32, b = rt.block >> 2; // after the allocations (see WasmRuntime.alloc)
+    const i32 = rt.i32, b = rt.block >>> 2; // after the allocations (see WasmRuntime.alloc)
     i32[b + I_OP] = OP_STATS;
     i32[b + I_X] = px;
     i32[b + I_MEAN] = pm;
     i32[b + I_VAR] = pv;
     rt.exec(threadsFor(x.length), K);
-    const f64 = rt.f64, om = pm >> 3, ov = pv >> 3;
+    const f64 = rt.f64, om = pm >>> 3, ov = pv >>> 3;
     for (let k = 0; k < K; k++) {
       mean[k] = f64[om + k]!;
       variance[k] = f64[ov + k]!;
@@ -455,7 +512,7 @@ class WasmKernels implements HostPrimitives {
     const py = this.place(y as Float32Array, this.yR, false);
     this.params(affine, weight, bias, shape.C * shape.S);
     this.statsIn(mean, rstd, K);
-    const i32 = rt.i32, b = rt.block >> 2; // after the allocations (see WasmRuntime.alloc)
+    const i32 = rt.i32, b = rt.block >>> 2; // after the allocations (see WasmRuntime.alloc)
     i32[b + I_OP] = OP_APPLY;
     i32[b + I_X] = px;
     i32[b + I_Y] = py;
@@ -474,16 +531,16 @@ class WasmKernels implements HostPrimitives {
     const py = this.place(y as Float32Array, this.yR, false);
     this.params(affine, weight, bias, shape.C * shape.S);
     const pm = this.meanR.ensure(K * 8), pv = this.varR.ensure(K * 8), pr = this.rstdR.ensure(K * 8);
-    const i32 = rt.i32, b = rt.block >> 2; // after the allocations (see WasmRuntime.alloc)
+    const i32 = rt.i32, b = rt.block >>> 2; // after the allocations (see WasmRuntime.alloc)
     i32[b + I_OP] = OP_FWD_TRAIN;
     i32[b + I_X] = px;
     i32[b + I_Y] = py;
     i32[b + I_MEAN] = pm;
     i32[b + I_VAR] = pv;
     i32[b + I_RSTD] = pr;
-    rt.f64[(rt.block >> 3) + D_EPS] = eps;
+    rt.f64[(rt.block >>> 3) + D_EPS] = eps;
     rt.exec(threadsFor(x.length), K);
-    const f64 = rt.f64, om = pm >> 3, ov = pv >> 3, or = pr >> 3;
+    const f64 = rt.f64, om = pm >>> 3, ov = pv >>> 3, or = pr >>> 3;
     for (let k = 0; k < K; k++) {
       mean[k] = f64[om + k]!;
       variance[k] = f64[ov + k]!;
@@ -502,8 +559,8 @@ class WasmKernels implements HostPrimitives {
     const pdy = this.place(dy as Float32Array, this.dyR, true);
     const po = this.place(out as Float32Array, this.yR, false);
     const pm = this.meanR.ensure(K * 8), pa = this.varR.ensure(K * 8), pb = this.rstdR.ensure(K * 8), pd = this.sumGR.ensure(K * 8);
-    const i32 = rt.i32, b = rt.block >> 2, f64 = rt.f64; // after the allocations (see WasmRuntime.alloc)
-    for (let k = 0, om = pm >> 3, oa = pa >> 3, ob = pb >> 3, od = pd >> 3; k < K; k++) {
+    const i32 = rt.i32, b = rt.block >>> 2, f64 = rt.f64; // after the allocations (see WasmRuntime.alloc)
+    for (let k = 0, om = pm >>> 3, oa = pa >>> 3, ob = pb >>> 3, od = pd >>> 3; k < K; k++) {
       f64[om + k] = M[k]!;
       f64[oa + k] = A[k]!;
       f64[ob + k] = B[k]!;
@@ -541,7 +598,7 @@ class WasmKernels implements HostPrimitives {
     const pg = this.sumGR.ensure(K * 8), pgx = this.sumGXR.ensure(K * 8);
     const part = this.partR.ensure(Math.max(1, T * 2 * Pk) * 8);
     const acc = affine === "element" ? this.accR.ensure(Math.max(1, T * 2 * Pk) * 4) : 0;
-    const i32 = rt.i32, b = rt.block >> 2; // after the allocations (see WasmRuntime.alloc)
+    const i32 = rt.i32, b = rt.block >>> 2; // after the allocations (see WasmRuntime.alloc)
     if (ones) i32[b + I_W] = ones;
     i32[b + I_OP] = OP_BWD;
     i32[b + I_X] = px;
@@ -553,17 +610,17 @@ class WasmKernels implements HostPrimitives {
     i32[b + I_PART] = part;
     i32[b + I_ACC] = acc;
     i32[b + I_P] = Pk;
-    const fb = rt.block >> 3;
+    const fb = rt.block >>> 3;
     rt.f64[fb + D_INVM] = 1 / ((cfg.perSample ? 1 : shape.N) * cfg.groupSize * shape.S);
     const used = rt.exec(T, K);
     const f64 = rt.f64;
     const { sumG, sumGX, dw, db } = scratch;
-    for (let k = 0, og = pg >> 3, ogx = pgx >> 3; k < K; k++) {
+    for (let k = 0, og = pg >>> 3, ogx = pgx >>> 3; k < K; k++) {
       sumG[k] = f64[og + k]!;
       sumGX[k] = f64[ogx + k]!;
     }
     // sum the per-thread partials
-    const op = part >> 3;
+    const op = part >>> 3;
     for (let p = 0; p < P; p++) {
       let w = 0, bb = 0;
       for (let t = 0; t < used; t++) {
@@ -580,11 +637,102 @@ class WasmKernels implements HostPrimitives {
 
 }
 
-let kernels: WasmKernels | null = null;
+let kernels: HostPrimitives | null = null;
+let fallback: HostPrimitives | null = null;
 
-/** The WebAssembly kernels, or null where the runtime is unavailable. */
+/**
+ * WasmKernels' calls with the fallback and the staging trim around each (fixed parameter lists: a
+ * rest-parameter wrapper would allocate an array per call, and these calls allocate nothing).
+ */
+class GuardedKernels implements HostPrimitives {
+  readonly name = "wasm" as const;
+  constructor(private readonly w: WasmKernels, private readonly rt: WasmRuntime) {}
+  private miss(e: unknown): HostPrimitives {
+    if (!(e instanceof WasmMemoryError) || !fallback) throw e;
+    return fallback;
+  }
+  supports(x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig, affine: AffineKind): boolean {
+    return this.w.supports(x, shape, cfg, affine);
+  }
+  moments(x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig, mean: Float64Array, variance: Float64Array): void {
+    try {
+      this.w.moments(x, shape, cfg, mean, variance);
+    } catch (e) {
+      this.miss(e).moments(x, shape, cfg, mean, variance);
+    } finally {
+      this.rt.trimStaging();
+    }
+  }
+  normalizeForward(
+    y: FloatArray, x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig, mean: Readonly<Float64Array>,
+    rstd: Readonly<Float64Array>, affine: AffineKind, weight: Readonly<FloatArray> | null, bias: Readonly<FloatArray> | null,
+  ): void {
+    try {
+      this.w.normalizeForward(y, x, shape, cfg, mean, rstd, affine, weight, bias);
+    } catch (e) {
+      this.miss(e).normalizeForward(y, x, shape, cfg, mean, rstd, affine, weight, bias);
+    } finally {
+      this.rt.trimStaging();
+    }
+  }
+  forwardTrain(
+    y: FloatArray, x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig, eps: number, affine: AffineKind,
+    weight: Readonly<FloatArray> | null, bias: Readonly<FloatArray> | null, mean: Float64Array, variance: Float64Array,
+    rstd: Float64Array,
+  ): void {
+    try {
+      this.w.forwardTrain(y, x, shape, cfg, eps, affine, weight, bias, mean, variance, rstd);
+    } catch (e) {
+      this.miss(e).forwardTrain(y, x, shape, cfg, eps, affine, weight, bias, mean, variance, rstd);
+    } finally {
+      this.rt.trimStaging();
+    }
+  }
+  combine(
+    out: FloatArray, dy: Readonly<FloatArray>, x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig,
+    A: Readonly<Float64Array>, B: Readonly<Float64Array>, M: Readonly<Float64Array>, D: Readonly<Float64Array>,
+  ): void {
+    try {
+      this.w.combine(out, dy, x, shape, cfg, A, B, M, D);
+    } catch (e) {
+      this.miss(e).combine(out, dy, x, shape, cfg, A, B, M, D);
+    } finally {
+      this.rt.trimStaging();
+    }
+  }
+  normalizeBackward(
+    dx: FloatArray | null, dweight: FloatArray | null, dbias: FloatArray | null, dy: Readonly<FloatArray>,
+    x: Readonly<FloatArray>, shape: NormShape, cfg: StatsConfig, mean: Readonly<Float64Array>, rstd: Readonly<Float64Array>,
+    affine: AffineKind, weight: Readonly<FloatArray> | null, fixedStats: boolean, scratch: BackwardScratch,
+  ): void {
+    try {
+      this.w.normalizeBackward(dx, dweight, dbias, dy, x, shape, cfg, mean, rstd, affine, weight, fixedStats, scratch);
+    } catch (e) {
+      this.miss(e).normalizeBackward(dx, dweight, dbias, dy, x, shape, cfg, mean, rstd, affine, weight, fixedStats, scratch);
+    } finally {
+      this.rt.trimStaging();
+    }
+  }
+}
+
+/**
+ * The primitives a WebAssembly call falls back to when the memory cannot take its staging (set by
+ * the registry: the TypeScript primitives; this file does not import them).
+ */
+export function setWasmFallback(p: HostPrimitives): void {
+  fallback = p;
+}
+
+/**
+ * The WebAssembly kernels, or null where the runtime is unavailable. Each call places every operand
+ * before it computes, so one that the memory cannot take (WasmMemoryError) has written nothing and
+ * runs on the fallback primitives instead; staging regions grown past STAGING_KEEP_BYTES go back to
+ * the memory at the end of every call.
+ */
 export function wasmKernels(): HostPrimitives | null {
   if (kernels) return kernels;
   const rt = wasmRuntime();
-  return rt ? (kernels = new WasmKernels(rt)) : null;
+  if (!rt) return null;
+  kernels = new GuardedKernels(new WasmKernels(rt), rt);
+  return kernels;
 }
