@@ -39,6 +39,8 @@ export type { CaseResult, OutputCheck } from "./conformance/runner.js";
 
 export { Linear } from "./nn/linear.js";
 export type { LinearOptions } from "./nn/linear.js";
+export { LSTM } from "./nn/lstm.js";
+export type { LSTMOptions, LSTMNorm, LSTMState, LSTMResult, LSTMGradients } from "./nn/lstm.js";
 export { Conv2d } from "./nn/conv2d.js";
 export type { Conv2dOptions } from "./nn/conv2d.js";
 export { WeightNorm, weightNorm } from "./nn/weight_norm.js";
@@ -52,7 +54,7 @@ export { Sequential, ReLU, Flatten, MaxPool2d, AvgPool2d, GlobalAvgPool2d, Reuse
 export type { LayerOptions, Pool2dOptions, OutputTaking } from "./nn/basic.js";
 export { softmaxCrossEntropy, crossEntropyLoss } from "./nn/loss.js";
 export type { LossResult, CrossEntropyOptions } from "./nn/loss.js";
-export { SGD, Adam } from "./nn/optim.js";
+export { SGD, Adam, clipGradNorm } from "./nn/optim.js";
 export type { SGDOptions, AdamOptions } from "./nn/optim.js";
 
 // weights in and out: safetensors (the Node file helpers are in "normkit/node")
