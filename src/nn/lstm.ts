@@ -86,8 +86,23 @@ export interface LSTMResult {
   c: Tensor;
 }
 
+/** Caller tensors for forwardSequence's results (each the result's shape and dtype), reused across calls. */
+export interface LSTMOutputs {
+  output?: Tensor;
+  h?: Tensor;
+  c?: Tensor;
+}
+
+/** Caller tensors for backwardSequence's results; `dx: null` skips dx (the data needs no gradient: a third less work). */
+export interface LSTMGradientOutputs {
+  dx?: Tensor | null;
+  dh0?: Tensor;
+  dc0?: Tensor;
+}
+
 export interface LSTMGradients {
-  dx: Tensor;
+  /** null when the caller asked for none (`dx: null`). */
+  dx: Tensor | null;
   /** dLoss/dh_0 and dLoss/dc_0, [1, N, H]. */
   dh0: Tensor;
   dc0: Tensor;
@@ -229,6 +244,8 @@ interface Work {
   dchat: FloatArray;
   dcn: FloatArray;
   dOut: FloatArray;
+  /** dx time-major, for batchFirst (made on first use). */
+  dxT?: Tensor;
 }
 
 export class LSTM extends Module {
@@ -339,7 +356,7 @@ export class LSTM extends Module {
 
   /** dx for the last forward, given dLoss/dOutput (see {@link backwardSequence}). */
   backward(dOutput: Tensor, state?: LSTMState): Tensor {
-    return this.backwardSequence(dOutput, state).dx;
+    return this.backwardSequence(dOutput, state).dx!;
   }
 
   /** Buffers of the forward and backward, reused while T and N stay (resident for float32). */
@@ -383,7 +400,7 @@ export class LSTM extends Module {
    * given); returns every h_t and (h_T, c_T). Keeps what the backward needs (x itself: do not modify
    * it in between). In eval the batch_norm variant uses each step's running statistics.
    */
-  forwardSequence(x: Tensor, state: LSTMState = {}): LSTMResult {
+  forwardSequence(x: Tensor, state: LSTMState = {}, outs: LSTMOutputs = {}): LSTMResult {
     const ctx = "LSTM.forward";
     this.checkDevice(x, "x", "forward");
     checkInput(x, this.dtype, 3, 3, ctx);
@@ -395,6 +412,10 @@ export class LSTM extends Module {
     if (this.maxSteps !== null && T > this.maxSteps) throw new ShapeError("x", `at most ${this.maxSteps} steps (maxSteps: one BatchNorm per step)`, `${T} (shape ${fmtShape(x.shape)})`, ctx);
     if (this.norm === "batch_norm" && this.training && N < 2) throw new ShapeError("x", "more than 1 value per channel when training (batch_norm)", `shape ${fmtShape(x.shape)}`, ctx);
     const h0 = this.checkState(state.h, "h0", N, ctx), c0 = this.checkState(state.c, "c0", N, ctx);
+    const outShape = this.batchFirst ? [N, T, H] : [T, N, H];
+    if (outs.output) this.checkOutput(outs.output, { shape: outShape }, "forward");
+    if (outs.h) this.checkOutput(outs.h, { shape: [1, N, H] }, "forward");
+    if (outs.c) this.checkOutput(outs.c, { shape: [1, N, H] }, "forward");
 
     const w = this.workFor(T, N);
     const { GX, GH, gates, Hs, Cs, TC } = w;
@@ -467,12 +488,12 @@ export class LSTM extends Module {
     }
     this.cached = true;
 
-    const output = cpu.zeros(this.batchFirst ? [N, T, H] : [T, N, H], this.dtype);
+    const output = outs.output ?? cpu.zeros(outShape, this.dtype);
     if (this.batchFirst) {
       const od = output.data;
       for (let t = 0; t < T; t++) for (let n = 0; n < N; n++) od.set(Hs.subarray((t + 1) * NH + n * H, (t + 1) * NH + (n + 1) * H), (n * T + t) * H);
     } else output.data.set(Hs.subarray(NH, (T + 1) * NH));
-    const hT = cpu.zeros([1, N, H], this.dtype), cT = cpu.zeros([1, N, H], this.dtype);
+    const hT = outs.h ?? cpu.zeros([1, N, H], this.dtype), cT = outs.c ?? cpu.zeros([1, N, H], this.dtype);
     hT.data.set(Hs.subarray(T * NH, (T + 1) * NH));
     cT.data.set(Cs.subarray(T * NH, (T + 1) * NH));
     return { output, h: hT, c: cT };
@@ -490,23 +511,30 @@ export class LSTM extends Module {
    *   dg_h = N_h'(da),  dh_next ← dg_h · W_hh;  db += Σ da
    * then, over all steps at once: dW_hh += Σ_t dg_hᵀ h_{t−1};  dg_x = N_x'(da);  dW_ih += Σ_t dg_xᵀ x_t;  dx = dg_x · W_ih.
    */
-  backwardSequence(dOutput: Tensor, state: LSTMState = {}): LSTMGradients {
+  backwardSequence(dOutput: Tensor | null, state: LSTMState = {}, outs: LSTMGradientOutputs = {}): LSTMGradients {
     const ctx = "LSTM.backward";
     if (!this.cached || !this.work) throw new StateError("backward", "a preceding forward()", "no cached forward", "LSTM");
-    this.checkDevice(dOutput, "dOutput", "backward");
     const w = this.work;
     const { T, N } = w;
     const I = this.inputSize, H = this.hiddenSize, G = 4 * H, NH = N * H, NG = N * G;
     const outShape = this.batchFirst ? [N, T, H] : [T, N, H];
-    if (dOutput.dtype !== this.dtype) throw new ConfigError("dOutput.dtype", `${this.dtype} (the layer's dtype)`, dOutput.dtype, ctx);
-    if (!sameShape(dOutput.shape, outShape)) throw new ShapeError("dOutput", `shape ${fmtShape(outShape)} (the output's)`, `shape ${fmtShape(dOutput.shape)}`, ctx);
+    if (dOutput) {
+      this.checkDevice(dOutput, "dOutput", "backward");
+      if (dOutput.dtype !== this.dtype) throw new ConfigError("dOutput.dtype", `${this.dtype} (the layer's dtype)`, dOutput.dtype, ctx);
+      if (!sameShape(dOutput.shape, outShape)) throw new ShapeError("dOutput", `shape ${fmtShape(outShape)} (the output's)`, `shape ${fmtShape(dOutput.shape)}`, ctx);
+    }
     const dhT = this.checkState(state.h, "dh", N, ctx), dcT = this.checkState(state.c, "dc", N, ctx);
+    const xShape = this.batchFirst ? [N, T, I] : [T, N, I];
+    if (outs.dx) this.checkOutput(outs.dx, { shape: xShape }, "backward");
+    if (outs.dh0) this.checkOutput(outs.dh0, { shape: [1, N, H] }, "backward");
+    if (outs.dc0) this.checkOutput(outs.dc0, { shape: [1, N, H] }, "backward");
 
-    let dOut: FloatArray = dOutput.data;
-    if (this.batchFirst) {
+    // dOutput null: no gradient reaches the outputs but through (h_T, c_T)
+    let dOut: FloatArray | null = dOutput ? dOutput.data : null;
+    if (dOutput && this.batchFirst) {
       dOut = w.dOut;
       const src = dOutput.data;
-      for (let n = 0; n < N; n++) for (let t = 0; t < T; t++) dOut.set(src.subarray((n * T + t) * H, (n * T + t + 1) * H), (t * N + n) * H);
+      for (let n = 0; n < N; n++) for (let t = 0; t < T; t++) dOut!.set(src.subarray((n * T + t) * H, (n * T + t + 1) * H), (t * N + n) * H);
     }
     const { gates, Hs, Cs, TC, GX, GH, dA, dGH, dGX, dh, dc, dchat, dcn } = w;
     const sites = this.sites;
@@ -523,7 +551,7 @@ export class LSTM extends Module {
       for (let n = 0; n < N; n++) {
         const r = n * G, q = n * H;
         for (let k = 0; k < H; k++) {
-          const d = dh[q + k]! + dOut[dot + q + k]!;
+          const d = dOut ? dh[q + k]! + dOut[dot + q + k]! : dh[q + k]!;
           const o = gt[r + 3 * H + k]!, v = tc[q + k]!;
           da[r + 3 * H + k] = d * v * o * (1 - o);
           dchat[q + k] = d * o * (1 - v * v);
@@ -568,15 +596,18 @@ export class LSTM extends Module {
       }
     }
     // dW_ih += Σ_t dg_xᵀ x_t (+ db_ih, or db of the plain one-bias layer);  dx = dg_x · W_ih
-    const dxT = cpu.zeros([T, N, I], this.dtype);
-    linearBackward(dxT.data, this.weightIh.grad.data, sites ? null : (this.biasIh?.grad.data ?? null), dGX, this.lastX!, this.weightIh.value.data, T * N, I, G, true);
+    const wantDx = outs.dx !== null;
+    // dx time-major: straight into the caller's tensor when it has that layout
+    const dxT = !wantDx ? null : !this.batchFirst ? (outs.dx ?? cpu.zeros(xShape, this.dtype)) : (w.dxT ??= cpu.zeros([T, N, I], this.dtype));
+    dxT?.data.fill(0);
+    linearBackward(dxT?.data ?? null, this.weightIh.grad.data, sites ? null : (this.biasIh?.grad.data ?? null), dGX, this.lastX!, this.weightIh.value.data, T * N, I, G, true);
     let dx = dxT;
-    if (this.batchFirst) {
-      dx = cpu.zeros([N, T, I], this.dtype);
+    if (dxT && this.batchFirst) {
+      dx = outs.dx ?? cpu.zeros(xShape, this.dtype);
       const s = dxT.data, d = dx.data;
       for (let t = 0; t < T; t++) for (let n = 0; n < N; n++) d.set(s.subarray((t * N + n) * I, (t * N + n + 1) * I), (n * T + t) * I);
     }
-    const dh0 = cpu.zeros([1, N, H], this.dtype), dc0 = cpu.zeros([1, N, H], this.dtype);
+    const dh0 = outs.dh0 ?? cpu.zeros([1, N, H], this.dtype), dc0 = outs.dc0 ?? cpu.zeros([1, N, H], this.dtype);
     dh0.data.set(dh);
     dc0.data.set(dc);
     return { dx, dh0, dc0 };

@@ -50,7 +50,7 @@ function runCase(c: Case, dtype: DType) {
   const fwd = lstm.forwardSequence(tensor(inp["x"]!, dtype), { h: t("h0"), c: t("c0") });
   lstm.zeroGrad();
   const bwd = lstm.backwardSequence(tensor(inp["dOut"]!, dtype), { h: t("dh"), c: t("dc") });
-  const got: Record<string, Tensor> = { output: fwd.output, h: fwd.h, c: fwd.c, dx: bwd.dx, dh0: bwd.dh0, dc0: bwd.dc0 };
+  const got: Record<string, Tensor> = { output: fwd.output, h: fwd.h, c: fwd.c, dx: bwd.dx!, dh0: bwd.dh0, dc0: bwd.dc0 };
   for (const [k, p] of Object.entries(lstm.namedParameters())) got[`grad.${k}`] = p.grad;
   const sd = lstm.stateDict();
   for (const k of Object.keys(c.outputs)) if (!(k in got) && k in sd) got[k] = sd[k]!;
@@ -120,7 +120,7 @@ describe("LSTM central differences (float64)", () => {
         }
         assert.ok(worst / scale < 1e-7, `${norm} ${name}: central difference off by ${worst / scale}`);
       };
-      check("x", x.data, g.dx.data);
+      check("x", x.data, g.dx!.data);
       check("h0", h0.data, g.dh0.data);
       check("c0", c0.data, g.dc0.data);
       for (const [k, p] of Object.entries(lstm.namedParameters())) check(k, p.value.data, p.grad.data.slice());
@@ -164,6 +164,28 @@ describe("LSTM options and state dict", () => {
     assert.throws(() => bn.forward(Tensor.zeros([3, 1, 2])), ShapeError); // one sample in training
     bn.eval();
     bn.forward(Tensor.zeros([3, 1, 2]));
+  });
+});
+
+describe("LSTM caller outputs", () => {
+  it("writes into given tensors, skips dx on request, takes dOutput null as zeros", () => {
+    const T = 3, N = 2, I = 2, H = 3;
+    const make = () => new LSTM({ inputSize: I, hiddenSize: H, batchFirst: true, norm: "layer_norm", dtype: "float64", rng: mulberry32(5) });
+    const a = make(), b = make();
+    const x = Tensor.from(randn(T * N * I, 9), [N, T, I], "float64");
+    const dh = Tensor.from(randn(N * H, 8), [1, N, H], "float64");
+    const ra = a.forwardSequence(x);
+    const ga = a.backwardSequence(Tensor.zeros([N, T, H], "float64"), { h: dh });
+    const outs = { output: Tensor.zeros([N, T, H], "float64"), h: Tensor.zeros([1, N, H], "float64"), c: Tensor.zeros([1, N, H], "float64") };
+    const rb = b.forwardSequence(x, {}, outs);
+    assert.equal(rb.output, outs.output);
+    assert.deepEqual(rb.h.toArray(), ra.h.toArray());
+    const dh0 = Tensor.zeros([1, N, H], "float64");
+    const gb = b.backwardSequence(null, { h: dh }, { dx: null, dh0 });
+    assert.equal(gb.dx, null);
+    assert.equal(gb.dh0, dh0);
+    assert.deepEqual(gb.dh0.toArray(), ga.dh0.toArray());
+    for (const [k, p] of Object.entries(a.namedParameters())) assert.deepEqual(b.namedParameters()[k]!.grad.toArray(), p.grad.toArray(), k);
   });
 });
 
