@@ -16,7 +16,7 @@
  * once per step; in the backward dW_hh and dW_ih over all steps in one GEMM each, dh_{t−1} per step.
  * The normalisations are the statistics engine's array kernels (src/kernels/ts/norm.ts) with the
  * LayerNorm view (a row of D values: [rows, 1, D], per sample, element affine) or the BatchNorm
- * view ([N, D, 1], shared over the batch, channel affine); LN_x runs over all T·N rows in one call.
+ * view (the rows as the positions of one channels-last sample [1, N, D]: per feature, channel affine); LN_x runs over all T·N rows in one call.
  *
  * Parameters (state-dict names, PyTorch's for the plain layer):
  *   weight_ih_l0 [4H, I], weight_hh_l0 [4H, H];
@@ -112,7 +112,9 @@ export interface LSTMGradients {
 const ROW_CFG: StatsConfig = Object.freeze({ perSample: true, groupSize: 1, center: true });
 const COL_CFG: StatsConfig = Object.freeze({ perSample: false, groupSize: 1, center: true });
 const rowView = (rows: number, D: number): NormShape => ({ N: rows, C: 1, S: D, channelsLast: false });
-const colView = (rows: number, D: number): NormShape => ({ N: rows, C: D, S: 1, channelsLast: false });
+// BatchNorm's view as channels-last [1, rows, D]: one strided run of `rows` values per feature (the
+// engine visits runs; [rows, D, 1] would be rows·D runs of one value)
+const colView = (rows: number, D: number): NormShape => ({ N: 1, C: D, S: rows, channelsLast: true });
 
 const sigmoid = (a: number): number => 1 / (1 + Math.exp(-a));
 
