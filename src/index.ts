@@ -44,6 +44,8 @@ export type { CaseResult, OutputCheck } from "./conformance/runner.js";
 
 export { Linear } from "./nn/linear.js";
 export type { LinearOptions } from "./nn/linear.js";
+export { LSTM } from "./nn/lstm.js";
+export type { LSTMOptions, LSTMNorm, LSTMState, LSTMResult, LSTMGradients } from "./nn/lstm.js";
 export { Conv2d } from "./nn/conv2d.js";
 export type { Conv2dOptions } from "./nn/conv2d.js";
 export { WeightNorm, weightNorm } from "./nn/weight_norm.js";
@@ -62,7 +64,7 @@ export { Dropout } from "./nn/dropout.js";
 export type { DropoutOptions } from "./nn/dropout.js";
 export { summary } from "./nn/summary.js";
 export type { Summary, SummaryRow } from "./nn/summary.js";
-export { SGD, Adam, AdamW } from "./nn/optim.js";
+export { SGD, Adam, AdamW, clipGradNorm } from "./nn/optim.js";
 export type { SGDOptions, AdamOptions, AdamWOptions } from "./nn/optim.js";
 export { StepLR, ExponentialLR, CosineAnnealingLR } from "./nn/schedulers.js";
 export type { HasLearningRate, StepLROptions, ExponentialLROptions, CosineAnnealingLROptions } from "./nn/schedulers.js";

@@ -181,3 +181,32 @@ export class AdamW extends Adam {
     return { weightDecay: 0, decay: this.lr * this.weightDecay };
   }
 }
+
+/**
+ * torch.nn.utils.clip_grad_norm_ (L2): the global norm over every parameter's gradient,
+ *   ‖g‖ = √(Σ_p Σ_e g_pe²)     (summed in float64)
+ * and, where c = maxNorm / (‖g‖ + 1e-6) < 1, every gradient scaled in place by c (PyTorch's
+ * clamp(c, max=1)). Returns ‖g‖ before clipping. Host gradients only.
+ */
+export function clipGradNorm(params: readonly Parameter[], maxNorm: number): number {
+  const ctx = "clipGradNorm";
+  if (!Array.isArray(params)) throw new ConfigError("params", "an array of parameters", String(params), ctx);
+  checkNumber(maxNorm, "maxNorm", (x) => x >= 0, "a number ≥ 0", ctx);
+  for (const p of params) {
+    if (!p.grad.isHost) throw new DeviceError("params", "parameters with host gradients", `a gradient on ${p.grad.device}`, ctx);
+  }
+  let sq = 0;
+  for (const p of params) {
+    const g = p.grad.data;
+    for (let i = 0; i < g.length; i++) sq += g[i]! * g[i]!;
+  }
+  const norm = Math.sqrt(sq);
+  const coef = maxNorm / (norm + 1e-6);
+  if (coef < 1) {
+    for (const p of params) {
+      const g = p.grad.data;
+      for (let i = 0; i < g.length; i++) g[i] = g[i]! * coef;
+    }
+  }
+  return norm;
+}
