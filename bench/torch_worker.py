@@ -5,7 +5,9 @@ Reads one JSON command per line on stdin, answers one JSON line on stdout:
 Trains the lab's default CNN (conv 1->8 3x3 pad 1, norm, ReLU, maxpool 2; conv 8->16, norm, ReLU, maxpool 2;
 linear 784->10) with SGD (momentum 0.9, weight decay 1e-4) on fixed synthetic batches, for at least
 `seconds` and `min_steps` steps. Models and optimisers are cached per (method, batch).
-Switchable Norm follows the official SwitchNorm2d code (using_bn, moving average, momentum 0.9)."""
+Switchable Norm follows the official SwitchNorm2d code (using_bn, moving average, momentum 0.9).
+Method "lstm": the rnn experiment's network (nn.LSTM(28, 64) over an image's rows, Linear(64, 10) on h_T),
+Adam (lr 1e-3), gradients clipped to norm 1."""
 import json, sys, time
 import torch, torch.nn as nn, torch.nn.functional as F
 
@@ -29,11 +31,30 @@ def net(kind):
                          nn.Flatten(), nn.Linear(16 * 7 * 7, 10))
 
 
+class LstmNet(nn.Module):
+    """The rnn experiment's network: LSTM(28 -> 64) over the 28 rows of an image, Linear(64 -> 10) on h_T."""
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(28, 64, batch_first=True)
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x):
+        _, (h, _) = self.lstm(x)
+        return self.fc(h[0])
+
+
 cache = {}
 
 
 def state(method, batch):
     key = (method, batch)
+    if key not in cache and method == "lstm":
+        torch.manual_seed(0)
+        m = LstmNet().train()
+        opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+        g = torch.Generator().manual_seed(1)
+        data = [(torch.randn(batch, 28, 28, generator=g), torch.randint(0, 10, (batch,), generator=g)) for _ in range(8)]
+        cache[key] = (m, opt, data)
     if key not in cache:
         torch.manual_seed(0)
         m = net(method).train()
@@ -53,6 +74,8 @@ def run(method, batch, threads, seconds, min_steps):
         x, y = data[steps % len(data)]
         opt.zero_grad()
         F.cross_entropy(m(x), y).backward()
+        if method == "lstm":
+            torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
         opt.step()
         steps += 1
         el = time.perf_counter() - t0

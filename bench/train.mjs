@@ -25,7 +25,8 @@ import { fileURLToPath } from "node:url";
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, "..");
 const PYTHON = process.env.PYTHON ?? "/usr/bin/python3";
-const ALL_METHODS = ["none", "batch_norm", "group_norm", "layer_norm", "instance_norm", "switchable_norm"];
+// "lstm": the rnn experiment's LSTM network (src/lab/experiments/rnn.ts; PyTorch: nn.LSTM), Adam with clipping
+const ALL_METHODS = ["none", "batch_norm", "group_norm", "layer_norm", "instance_norm", "switchable_norm", "lstm"];
 
 function fail(msg) {
   console.error(`bench:train: ${msg}`);
@@ -236,7 +237,7 @@ async function main() {
   const head = ["method", "batch", "thr", "normkit", "pytorch", "tfjs-cpu", "normkit/pytorch", "normkit/tfjs"];
   const w = [16, 5, 3, 10, 9, 9, 15, 12];
   const line = (cells) => cells.map((s, i) => pad(s, w[i], i > 0)).join("  ");
-  console.log("\nTraining throughput, samples/s (median of the timed windows), default CNN, synthetic inputs");
+  console.log("\nTraining throughput, samples/s (median of the timed windows), default CNN (method lstm: the rnn experiment's LSTM network), synthetic inputs");
   console.log(line(head));
   console.log(w.map((n) => "-".repeat(n)).join("  "));
   const failures = [];
