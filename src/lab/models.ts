@@ -25,6 +25,7 @@
  */
 import { ConfigError } from "../errors.js";
 import { Conv2d } from "../nn/conv2d.js";
+import type { Tensor } from "../tensor.js";
 import { CosineConv2d, CosineLinear } from "../nn/cosine_norm.js";
 import { Linear } from "../nn/linear.js";
 import { Module } from "../nn/module.js";
@@ -90,6 +91,8 @@ export interface Model {
   readonly arch: Arch;
   readonly method: Method;
   readonly net: Sequential;
+  /** Each layer's index in the PyTorch reference network (docs/pytorch_reference.py): see referenceStateDict. */
+  readonly refIndex: readonly number[];
   /** The Switchable Norm layers in network order (empty for other methods). */
   readonly switchable: SwitchableNorm[];
 }
@@ -136,5 +139,37 @@ export function buildModel(arch: Arch, method: Method, seed: number, dtype: DTyp
     layers.push(new ReLU({ dtype }));
     layers.push(linear(256, 10, false));
   }
-  return { arch, method, net: new Sequential(layers), switchable };
+  return { arch, method, net: new Sequential(layers), switchable, refIndex: refIndexOf(arch, method) };
+}
+
+/**
+ * Layer i of the network is layer refIndex[i] of the PyTorch reference, whose norm slots are always
+ * there (nn.Identity for a method without a norm layer: none, weight_norm, cosine_norm).
+ */
+function refIndexOf(arch: Arch, method: Method): number[] {
+  // the reference's layer list, "norm" marking the norm slots
+  const ref = arch === "cnn"
+    ? ["conv", "norm", "relu", "pool", "conv", "norm", "relu", "pool", "flatten", "linear"]
+    : ["flatten", "linear", "norm", "relu", "linear", "norm", "relu", "linear"];
+  const hasNorm = !(method === "none" || method === "weight_norm" || method === "cosine_norm");
+  const out: number[] = [];
+  ref.forEach((kind, i) => {
+    if (kind !== "norm" || hasNorm) out.push(i);
+  });
+  return out;
+}
+
+/**
+ * The model's state dict under the PyTorch reference network's key names (`4.weight` for the
+ * second conv of the cnn whatever the method): what `normkit lab --save` writes, and what
+ * docs/pytorch_reference.py --eval-saved loads.
+ */
+export function referenceStateDict(model: Model): Record<string, Tensor> {
+  const out: Record<string, Tensor> = {};
+  for (const [k, t] of Object.entries(model.net.stateDict())) {
+    const dot = k.indexOf(".");
+    const i = Number(k.slice(0, dot));
+    out[`${model.refIndex[i]}${k.slice(dot)}`] = t;
+  }
+  return out;
 }
