@@ -36,6 +36,9 @@ options:
   --threads-per-run K  intra-op threads of one run (Conv2d splits its batch, the norms their
                        statistics); "auto" (default): N / min(N, runs), so runs go in parallel when
                        there are enough of them and a lone run gets every thread
+  --save DIR           also write each trained model to DIR: <arch>-<method>-b<batch>-s<seed>.safetensors
+                       (the PyTorch reference's key names) and .onnx, plus results.json (see
+                       docs/pytorch_reference.py --eval-saved DIR)
   --quick              smoke test: 1,000 training samples, 1 epoch, batch sizes 8,64
   --device cpu|webgpu  where the networks train (default cpu); webgpu: Dawn for Node on a GPU, or on
                        SwiftShader (set VK_ICD_FILENAMES, libvulkan1) without one; its runs go one
@@ -69,6 +72,8 @@ export interface LabConfig {
   threads: number;
   /** Intra-op threads per run, or "auto". */
   threadsPerRun: number | "auto";
+  /** --save: where each trained model goes (safetensors and ONNX), or null. */
+  save: string | null;
   quick: boolean;
   trainLimit: number | null;
   device: "cpu" | "webgpu";
@@ -104,6 +109,7 @@ export function parseLabArgs(argv: string[]): LabConfig | "help" {
         data: { type: "string" },
         threads: { type: "string" },
         "threads-per-run": { type: "string" },
+        save: { type: "string" },
         quick: { type: "boolean" },
         device: { type: "string" },
         help: { type: "boolean", short: "h" },
@@ -145,7 +151,7 @@ export function parseLabArgs(argv: string[]): LabConfig | "help" {
   return {
     archs, methods: [...new Set(methods)], batchSizes: [...new Set(batchSizes)], epochs, seeds: [...new Set(seeds)],
     out: resolve(values.out ?? "lab-out"), data: values.data === undefined ? null : resolve(values.data), threads, threadsPerRun, quick,
-    trainLimit: quick ? 1000 : null, device,
+    trainLimit: quick ? 1000 : null, device, save: values.save === undefined ? null : resolve(values.save),
   };
 }
 
@@ -321,6 +327,7 @@ export function planRuns(cfg: LabConfig): RunSpec[] {
         for (const seed of cfg.seeds) {
           const s: RunSpec = { arch, method, batchSize, seed, epochs: cfg.epochs, curveEvery: DEFAULT_CURVE_EVERY };
           if (cfg.trainLimit !== null) s.trainLimit = cfg.trainLimit;
+          if (cfg.save !== null) s.save = cfg.save;
           specs.push(s);
         }
       }
@@ -353,6 +360,7 @@ export async function lab(argv: string[], log: (s: string) => void, err: (s: str
     const bad = cfg.batchSizes.find((b) => b > trainN);
     if (bad !== undefined) throw new UsageError(`--batch-sizes: ${bad} is larger than the training set (${trainN} samples)`);
     checkWritable(cfg.out); // last: a bad input above creates no directory
+    if (cfg.save !== null) checkWritable(cfg.save);
     if (cfg.device === "webgpu") device = await webgpu();
   } catch (e) {
     if (e instanceof UsageError || e instanceof NormkitError) {
@@ -410,6 +418,8 @@ export async function lab(argv: string[], log: (s: string) => void, err: (s: str
     writeFileSync(tmp, JSON.stringify(results, null, 1) + "\n");
     writeReport(results, cfg.out);
     renameSync(tmp, join(cfg.out, "results.json"));
+    // the saved models' results beside them, for docs/pytorch_reference.py --eval-saved
+    if (cfg.save !== null) writeFileSync(join(cfg.save, "results.json"), JSON.stringify(results, null, 1) + "\n");
   } catch (e) {
     rmSync(tmp, { force: true });
     err(`normkit lab: could not write the results to ${cfg.out}: ${(e as Error).message}`);
@@ -426,6 +436,7 @@ export async function lab(argv: string[], log: (s: string) => void, err: (s: str
   log(`training speed (samples/s, median over methods): ${[...bySize.entries()].map(([k, v]) => `${k}: ${Math.round(median(v))}`).join("; ")}`);
   log(`${plural(runs.length, "run")} in ${fmtTime(wall)} (${wall.toFixed(1)} s) on ${plural(nThreads, "thread")}; peak memory (RSS) ${Math.round(peakRssMiB)} MiB`);
   log(`wrote ${join(cfg.out, "results.json")} and ${join(cfg.out, "report.html")}`);
+  if (cfg.save !== null) log(`saved ${plural(runs.length, "model")} to ${cfg.save} (.safetensors and .onnx; check them with docs/pytorch_reference.py --eval-saved ${cfg.save})`);
   return 0;
 }
 

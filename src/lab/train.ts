@@ -13,6 +13,7 @@ import { cpu } from "../kernels/cpu.js";
 import { crossEntropyLoss, softmaxCrossEntropy } from "../nn/loss.js";
 import { SGD } from "../nn/optim.js";
 import { mulberry32 } from "../rng.js";
+import { saveModel } from "./save.js";
 import { type Dataset, IMAGE_SIZE, type Split } from "./data.js";
 import { type Arch, INPUT_SHAPE, type Method, type Model, buildModel } from "./models.js";
 
@@ -38,6 +39,8 @@ export interface RunSpec {
   trainLimit?: number;
   /** Samples per loss-curve point. Default 500. */
   curveEvery?: number;
+  /** Also write the trained model into this directory (save.ts: safetensors and ONNX). Default: none. */
+  save?: string;
 }
 
 export type Importance = {
@@ -159,6 +162,7 @@ export async function trainRun(spec: RunSpec, data: Dataset, onProgress?: Progre
   const trainSeconds = (performance.now() - t0) / 1000;
   const accuracy = await evaluate(model, data.test);
   if (device !== cpu) await net.to(cpu); // Switchable Norm's weights are read on the host
+  if (spec.save !== undefined) await saveModel(model, spec.save, bs, seed);
   const result: RunResult = {
     arch, method, batch_size: bs, seed,
     test_accuracy: accuracy,

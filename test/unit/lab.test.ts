@@ -221,6 +221,36 @@ describe("normkit lab (CLI)", () => {
     assert.ok(res.runs[0]!.test_accuracy > 0.3, `accuracy ${res.runs[0]!.test_accuracy}`);
   });
 
+  it("--save writes every trained model as safetensors (the PyTorch reference's keys) and ONNX, with results.json", async () => {
+    const save = join(tmp, "saved"), out = join(tmp, "saved-out");
+    const r = run(["--quick", "--methods", "none,batch_norm", "--batch-sizes", "8", "--save", save, "--out", out]);
+    assert.equal(r.status, 0, r.stderr + r.stdout);
+    const files = readdirSync(save).sort();
+    assert.deepEqual(files, [
+      "cnn-batch_norm-b8-s0.onnx", "cnn-batch_norm-b8-s0.safetensors", "cnn-none-b8-s0.onnx", "cnn-none-b8-s0.safetensors",
+      "mlp-batch_norm-b8-s0.onnx", "mlp-batch_norm-b8-s0.safetensors", "mlp-none-b8-s0.onnx", "mlp-none-b8-s0.safetensors", "results.json",
+    ]);
+    const { loadSafetensors } = await import("../../src/io/safetensors.js");
+    // the reference keeps nn.Identity in the norm slots: without a norm the second conv is still layer 4, the classifier 9
+    assert.deepEqual(Object.keys(loadSafetensors(readFileSync(join(save, "cnn-none-b8-s0.safetensors")))).sort(), ["0.bias", "0.weight", "4.bias", "4.weight", "9.bias", "9.weight"]);
+    assert.ok(Object.keys(loadSafetensors(readFileSync(join(save, "cnn-batch_norm-b8-s0.safetensors")))).includes("5.running_var"));
+    const { decodeModel } = await import("../../src/onnx/index.js");
+    const onnx = decodeModel(readFileSync(join(save, "cnn-batch_norm-b8-s0.onnx"))) as { graph: { node: { op_type: string }[] } };
+    const ops = onnx.graph.node.map((n) => n.op_type);
+    assert.deepEqual([...new Set(ops)], ["Conv", "BatchNormalization", "Relu", "MaxPool", "Flatten", "Gemm"]);
+    const res = JSON.parse(readFileSync(join(save, "results.json"), "utf8")) as { runs: unknown[] };
+    assert.equal(res.runs.length, 4);
+  });
+
+  it("the default lab's saved models, evaluated by PyTorch (docs/pytorch-eval-saved.jsonl), give normkit's reported accuracy", () => {
+    const rows = readFileSync(join(ROOT, "docs/pytorch-eval-saved.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { arch: string; method: string; batch_size: number; digits_apart: number; pytorch_test_accuracy: number; normkit_test_accuracy: number });
+    assert.equal(rows.length, 33, "every default run (2 archs, their methods, 3 batch sizes)");
+    for (const r of rows) {
+      assert.equal(r.digits_apart, 0, `${r.arch} ${r.method} batch ${r.batch_size}: PyTorch ${r.pytorch_test_accuracy}, normkit ${r.normkit_test_accuracy}`);
+      assert.ok(Math.abs(r.pytorch_test_accuracy - r.normkit_test_accuracy) < 1e-9);
+    }
+  });
+
   it("bad input: one line naming the problem, exit 2, nothing written", () => {
     const file = join(tmp, "a-file");
     writeFileSync(file, "");
