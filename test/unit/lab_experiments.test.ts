@@ -188,20 +188,54 @@ describe("normkit lab --experiment (CLI)", () => {
   });
 });
 
+/**
+ * Cells outside the rule with seeds 0 and 1, investigated (README, lab-protocol.md "What the experiments
+ * found"): each sits where training is chaotic — at the edge of a learning rate's stability, or under
+ * two_class batches — and two seeds' spread underestimates the seed noise there. Both sides ran seeds
+ * 2..7 for them (docs/*-extra-seeds.jsonl); over seeds 0..7 each passes the same rule. The list must be
+ * exactly the failing set: a cell that starts agreeing, or a new one that fails, fails the test.
+ */
+const KNOWN_TWO_SEED_OUTLIERS = [
+  "learning-rate|cnn|instance_norm|64|lr=0.1",
+  "learning-rate|mlp|group_norm|64|lr=0.3",
+  "learning-rate|mlp|group_norm|64|lr=1",
+  "learning-rate|mlp|switchable_norm|64|lr=1",
+  "shuffle|mlp|none|16|ordering=two_class",
+];
+
 describe("the committed normkit runs against the committed PyTorch twin", () => {
+  const jsonl = (name: string) => readFileSync(join(ROOT, "docs", name), "utf8").trim().split("\n").map((l) => JSON.parse(l) as ExperimentRecord);
   const ours = (JSON.parse(readFileSync(join(ROOT, "docs", "lab-experiments.json"), "utf8")) as Results).runs;
-  const twin = readFileSync(join(ROOT, "docs", "pytorch-experiments.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as ExperimentRecord);
+  const twin = jsonl("pytorch-experiments.jsonl");
+  const oursExtra = jsonl("lab-experiments-extra-seeds.jsonl"), twinExtra = jsonl("pytorch-experiments-extra-seeds.jsonl");
+  const fmt = (c: ReturnType<typeof compareRecords>[number]) =>
+    `${c.key}: normkit ${(c.ours!.mean * 100).toFixed(1)}, PyTorch ${(c.twin!.mean * 100).toFixed(1)} ± ${(c.twin!.halfSpread * 100).toFixed(1)} (diff ${(c.diff * 100).toFixed(1)}, allowed ${(c.tolerance * 100).toFixed(1)})`;
   for (const e of availableExperiments()) {
     const o = ours.filter((r) => r.experiment === e.name), t = twin.filter((r) => r.experiment === e.name);
-    it(`${e.name}: every cell's mean over seeds 0 and 1 within max(2 points, 3x the twin's seed spread)`, (tc) => {
+    it(`${e.name}: every cell's mean over seeds 0 and 1 within max(2 points, 3x the twin's seed spread), but the investigated outliers`, (tc) => {
       if (o.length === 0 && t.length === 0) return tc.skip(`no committed ${e.name} runs yet`);
       const cells = compareRecords(o, t, e.cellFields, [0, 1]);
       for (const c of cells) {
         assert.deepEqual(c.ours?.seeds.sort(), [0, 1], `${c.key}: normkit's seeds`);
         assert.deepEqual(c.twin?.seeds.sort(), [0, 1], `${c.key}: the twin's seeds`);
       }
-      const bad = cells.filter((c) => !c.ok).map((c) => `${c.key}: normkit ${(c.ours!.mean * 100).toFixed(1)}, PyTorch ${(c.twin!.mean * 100).toFixed(1)} ± ${(c.twin!.halfSpread * 100).toFixed(1)} (diff ${(c.diff * 100).toFixed(1)}, allowed ${(c.tolerance * 100).toFixed(1)})`);
+      const known = KNOWN_TWO_SEED_OUTLIERS.filter((k) => k.startsWith(`${e.name}|`));
+      const bad = cells.filter((c) => !c.ok && !known.includes(c.key)).map(fmt);
       assert.deepEqual(bad, [], `cells outside the rule:\n${bad.join("\n")}`);
+      const nowOk = cells.filter((c) => c.ok && known.includes(c.key)).map((c) => c.key);
+      assert.deepEqual(nowOk, [], "listed as outliers but within the rule: take them off KNOWN_TWO_SEED_OUTLIERS");
     });
   }
+
+  it("the two-seed outliers: over seeds 0..7 every one is within the same rule", () => {
+    const seeds = [0, 1, 2, 3, 4, 5, 6, 7];
+    for (const key of KNOWN_TWO_SEED_OUTLIERS) {
+      const name = key.split("|")[0]!;
+      const fields = EXPERIMENTS[name]!.cellFields;
+      const c = compareRecords([...ours, ...oursExtra], [...twin, ...twinExtra], fields, seeds).find((x) => x.key === key);
+      assert.ok(c && c.ours && c.twin, key);
+      assert.deepEqual([c.ours.seeds.length, c.twin.seeds.length], [8, 8], key);
+      assert.ok(c.ok, fmt(c));
+    }
+  });
 });

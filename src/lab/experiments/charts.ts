@@ -57,7 +57,7 @@ export function pairedBarChart(id: string, groups: PairedGroup[], variants: stri
       const cx = x + bw / 2;
       if (b.values.length > 1) s += `<line x1="${r1(cx)}" x2="${r1(cx)}" y1="${r1(y(Math.max(...b.values)))}" y2="${r1(y(Math.min(...b.values)))}" stroke="#111827" stroke-width="1.2"/>`;
       for (const v of b.values) s += `<circle cx="${r1(cx)}" cy="${r1(y(v))}" r="2.2" fill="#111827"/>`;
-      s += `<text class="bar-label" x="${r1(cx)}" y="${r1(y(m) - 4)}" text-anchor="middle">${(m * 100).toFixed(1)}${b.diverged ? "✕" : ""}</text>`;
+      s += `<text class="bar-label" x="${r1(cx)}" y="${r1(y(Math.max(m, ...b.values)) - 4)}" text-anchor="middle">${(m * 100).toFixed(1)}${b.diverged ? "✕" : ""}</text>`;
     });
     s += `<text x="${r1(L + gi * gw + gw / 2)}" y="${T + ph + 16}" text-anchor="middle">${esc(labelOf(g.name))}</text></g>`;
   });
@@ -67,7 +67,7 @@ export function pairedBarChart(id: string, groups: PairedGroup[], variants: stri
     const lx = L + 8 + i * 130;
     s += `<rect x="${lx}" y="8" width="12" height="12" fill="${variantColors[i]}" fill-opacity="${i === 0 ? 0.9 : 0.45}" stroke="${variantColors[i]}"/><text x="${lx + 17}" y="18">${esc(v)}</text>`;
   });
-  s += `<text x="${L + pw}" y="18" text-anchor="end" class="muted">bars: mean over seeds; dots: seeds</text></g>`;
+  s += `<text x="${L + pw}" y="18" text-anchor="end" class="bar-label">bars: mean over seeds; dots: seeds${lo > 0 ? `; axis from ${lo}%` : ""}</text></g>`;
   return s + `</svg>`;
 }
 

@@ -10,6 +10,7 @@ import { escapeHtml as esc } from "../report.js";
 import { type ProgressFn, type RunResult, type RunSpec, trainRun } from "../train.js";
 import { type LineSeries, logLineChart } from "./charts.js";
 import { CNN_MLP_METHODS, EPOCHS, QUICK_EPOCHS, QUICK_TRAIN_LIMIT, archMethods, gridTableHtml, gridTableText, meanOf } from "./common.js";
+import { epochsText } from "./shuffle.js";
 import type { Experiment, ExperimentConfig, ExperimentRecord } from "./types.js";
 
 export const LR_BATCH = 64;
@@ -63,7 +64,7 @@ function learningRateReport(records: LearningRateRecord[]): string {
   const seeds = [...new Set(records.map((r) => r.seed))];
   const lrs = lrsOf(records);
   let s = `<section data-experiment="learning-rate"><h2>Learning rate: “normalization permits higher learning rates”</h2>`;
-  s += `<p>Batch 64, shuffled, SGD (momentum 0.9, weight decay 1e-4) at each learning rate in {${lrs.join(", ")}}, every method, ${records[0]?.epochs ?? EPOCHS} epoch${records[0]?.epochs === 1 ? "" : "s"}. A run whose training loss becomes NaN or infinite stops there, is marked diverged (✕) and counts as 10% test accuracy. Lines: the mean over seed${seeds.length === 1 ? "" : "s"} ${esc(seeds.join(", "))}; whiskers: the seeds' range.</p><div class="grid">`;
+  s += `<p>Batch 64, shuffled, SGD (momentum 0.9, weight decay 1e-4) at each learning rate in {${lrs.join(", ")}}, every method, ${epochsText(records[0]?.epochs)}. A run whose training loss becomes NaN or infinite stops there, is marked diverged (✕) and counts as 10% test accuracy. Lines: the mean over seed${seeds.length === 1 ? "" : "s"} ${esc(seeds.join(", "))}; whiskers: the seeds' range.</p><div class="grid">`;
   for (const arch of [...new Set(records.map((r) => r.arch))]) {
     const rs = records.filter((r) => r.arch === arch);
     const series: LineSeries[] = [...new Set(rs.map((r) => r.method))].map((m) => ({
@@ -87,7 +88,9 @@ function learningRateReport(records: LearningRateRecord[]): string {
         return g.length > 0 && !g.some((r) => r.diverged) && meanOf(g, () => true) >= 0.9;
       });
       const div = lrs.filter((lr) => records.some((r) => r.arch === arch && r.method === m && r.lr === lr && r.diverged));
-      return `${esc(m)}: ≥ 90% up to lr ${ok.length ? Math.max(...ok) : "—"}${div.length ? `, diverged at ${div.join(", ")}` : ", never diverged"}`;
+      // at chance without a non-finite loss: the network stopped learning (e.g. a constant prediction)
+      const chance = lrs.filter((lr) => !div.includes(lr) && meanOf(records, (r) => r.arch === arch && r.method === m && r.lr === lr) <= 0.15);
+      return `${esc(m)}: ≥ 90% up to lr ${ok.length ? Math.max(...ok) : "—"}${div.length ? `, diverged (non-finite loss) at ${div.join(", ")}` : ""}${chance.length ? `, at chance (≤ 15%, loss finite) at ${chance.join(", ")}` : ""}`;
     });
     items.push(`<li>${esc(arch)} — ${parts.join("; ")}.</li>`);
   }

@@ -22,7 +22,10 @@ export function renderExperimentsBody(results: LabResults): string {
   for (const name of names) {
     const rs = records.filter((r) => r.experiment === name);
     if (name === "batch-size") {
-      const inner = renderReportBody({ ...results, runs: rs as unknown as LabResults["runs"] }).replace(/^<main>\s*/, "").replace(/\s*<\/main>$/, "");
+      // the batch-size page reads config.epochs (whether PyTorch's reference table applies)
+      const cfg = (results.config ?? {}) as { experiments?: Record<string, { epochs?: unknown }> };
+      const config = { ...cfg, epochs: cfg.experiments?.["batch-size"]?.epochs };
+      const inner = renderReportBody({ ...results, config, runs: rs as unknown as LabResults["runs"] }).replace(/^<main>\s*/, "").replace(/\s*<\/main>$/, "");
       body += `<section data-experiment="batch-size">${inner.replace(/<h1>/, "<h2>").replace(/<\/h1>/, "</h2>")}</section>`;
       continue;
     }

@@ -68,10 +68,15 @@ export function twoClassSteps(data: Dataset): number {
   return twoClassBatches(data.train.y, data.train.count, SHUFFLE_BATCH / 2);
 }
 
+/** "2 epochs", or what --quick ran and the protocol's count. */
+export function epochsText(epochs: number | undefined): string {
+  return epochs === undefined || epochs === EPOCHS ? `${EPOCHS} epochs` : `${epochs} epoch${epochs === 1 ? "" : "s"} (--quick; the protocol: ${EPOCHS})`;
+}
+
 function shuffleReport(records: ShuffleRecord[]): string {
   const seeds = [...new Set(records.map((r) => r.seed))];
   let s = `<section data-experiment="shuffle"><h2>Shuffle: “shuffle thoroughly, or BatchNorm does much worse”</h2>`;
-  s += `<p>Batch 16, lr 0.0125, 2 epochs (${records[0]?.epochs ?? EPOCHS} here), every method, two ways of forming the batches: <strong>shuffled</strong> (a fresh seeded permutation of the training digits each epoch) and <strong>two_class</strong> (each epoch every class's digits are permuted and cut into groups of 8, the groups permuted, and consecutive pairs of groups form the batches: every batch holds 8 digits of one class and 8 of another, every digit is still seen once per epoch). Bars: test accuracy (%, eval mode) per method, the mean over seed${seeds.length === 1 ? "" : "s"} ${esc(seeds.join(", "))}; whiskers and dots: the seeds.</p>`;
+  s += `<p>Batch 16, lr 0.0125, ${epochsText(records[0]?.epochs)}, every method, two ways of forming the batches: <strong>shuffled</strong> (a fresh seeded permutation of the training digits each epoch) and <strong>two_class</strong> (each epoch every class's digits are permuted and cut into groups of 8, the groups permuted, and consecutive pairs of groups form the batches: every batch holds 8 digits of one class and 8 of another, every digit is still seen once per epoch). Bars: test accuracy (%, eval mode) per method, the mean over seed${seeds.length === 1 ? "" : "s"} ${esc(seeds.join(", "))}; whiskers and dots: the seeds.</p>`;
   s += `<div class="grid">`;
   for (const arch of [...new Set(records.map((r) => r.arch))]) {
     const rs = records.filter((r) => r.arch === arch);
