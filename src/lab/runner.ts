@@ -3,6 +3,9 @@
  * once and reused (each takes the next run when it finishes one; the data set is shared with them
  * through SharedArrayBuffers, not copied). Workers are shut down when the list is done, so the
  * process can exit by itself. Results come back in the order of the list, whichever thread ran them.
+ *
+ * A run is trainRun (the batch-size lab) or, when `experiment` names one, that experiment's run
+ * function from experiments/registry.ts (in this thread and in the workers alike).
  */
 import { Worker } from "node:worker_threads";
 import type { Dataset } from "./data.js";
@@ -11,32 +14,43 @@ import type { Device } from "../kernels/contract/device.js";
 import { cpu } from "../kernels/cpu.js";
 import * as backend from "../kernels/backend.js";
 import { residentScope } from "../kernels/wasm/wasm_tensor.js";
+import { experimentNamed } from "./experiments/registry.js";
+import type { ProgressFn } from "./train.js";
 
-export type RunnerEvent =
-  | { type: "start"; index: number; spec: RunSpec }
+/** One run: a spec and the data set → its result (trainRun, or an experiment's run). */
+export type RunFn<S, R> = (spec: S, data: Dataset, onProgress?: ProgressFn, device?: Device) => Promise<R>;
+
+/** trainRun, or the run function of the registered experiment `experiment`. */
+export function runFunction<S = RunSpec, R = RunResult>(experiment?: string): RunFn<S, R> {
+  return (experiment === undefined ? trainRun : experimentNamed(experiment).run) as unknown as RunFn<S, R>;
+}
+
+export type RunnerEvent<S = RunSpec, R = RunResult> =
+  | { type: "start"; index: number; spec: S }
   | { type: "progress"; index: number; samplesDone: number; samplesTotal: number }
-  | { type: "done"; index: number; result: RunResult };
+  | { type: "done"; index: number; result: R };
 
 /** Messages from a worker (see worker.ts). */
-export type WorkerMessage =
+export type WorkerMessage<R = RunResult> =
   | { type: "progress"; index: number; samplesDone: number; samplesTotal: number }
-  | { type: "done"; index: number; result: RunResult }
+  | { type: "done"; index: number; result: R }
   | { type: "error"; index: number; message: string };
 
-/** Messages to a worker: one run to do. */
-export type WorkerRequest = { type: "run"; index: number; spec: RunSpec };
+/** Messages to a worker: one run to do (`experiment`: the registered experiment whose run it is; absent: trainRun). */
+export type WorkerRequest<S = RunSpec> = { type: "run"; index: number; spec: S; experiment?: string };
 
 /**
  * Runs every spec and returns the results in the same order. `order` optionally gives the order in
  * which to start them (longest first balances the threads); by default the list order. `threads`
  * runs go at a time, each with `threadsPerRun` intra-op threads (backend.configure in its thread).
  */
-export async function runAll(
-  specs: RunSpec[], data: Dataset, threads: number, onEvent: (e: RunnerEvent) => void, order?: number[], device: Device = cpu,
-  threadsPerRun = 1,
-): Promise<RunResult[]> {
+export async function runAll<S = RunSpec, R = RunResult>(
+  specs: S[], data: Dataset, threads: number, onEvent: (e: RunnerEvent<S, R>) => void, order?: number[], device: Device = cpu,
+  threadsPerRun = 1, experiment?: string,
+): Promise<R[]> {
+  const run = runFunction<S, R>(experiment);
   const queue = order ? [...order] : specs.map((_, i) => i);
-  const results: (RunResult | undefined)[] = new Array(specs.length);
+  const results: (R | undefined)[] = new Array(specs.length);
   const nWorkers = Math.min(threads, specs.length);
   // a GPU device lives in this thread: its runs go one after the other here
   if (nWorkers <= 1 || device !== cpu) {
@@ -46,14 +60,14 @@ export async function runAll(
       for (const i of queue) {
         onEvent({ type: "start", index: i, spec: specs[i]! });
         // a finished run's resident tensors go back to the WebAssembly memory at once (residentScope)
-        const r = await residentScope(() => trainRun(specs[i]!, data, (d, t) => onEvent({ type: "progress", index: i, samplesDone: d, samplesTotal: t }), device));
+        const r = await residentScope(() => run(specs[i]!, data, (d, t) => onEvent({ type: "progress", index: i, samplesDone: d, samplesTotal: t }), device));
         results[i] = r;
         onEvent({ type: "done", index: i, result: r });
       }
     } finally {
       if (backend.info().threads !== before) await backend.configure({ threads: before });
     }
-    return results as RunResult[];
+    return results as R[];
   }
 
   const workers = Array.from({ length: nWorkers }, () => new Worker(new URL("./worker.js", import.meta.url), { workerData: { data, threadsPerRun } }));
@@ -69,10 +83,12 @@ export async function runAll(
         }
         running++;
         onEvent({ type: "start", index: i, spec: specs[i]! });
-        w.postMessage({ type: "run", index: i, spec: specs[i]! } satisfies WorkerRequest);
+        const req: WorkerRequest<S> = { type: "run", index: i, spec: specs[i]! };
+        if (experiment !== undefined) req.experiment = experiment;
+        w.postMessage(req);
       };
       for (const w of workers) {
-        w.on("message", (m: WorkerMessage) => {
+        w.on("message", (m: WorkerMessage<R>) => {
           if (failed) return;
           if (m.type === "progress") onEvent(m);
           else if (m.type === "done") {
@@ -101,5 +117,5 @@ export async function runAll(
   } finally {
     await Promise.all(workers.map((w) => w.terminate()));
   }
-  return results as RunResult[];
+  return results as R[];
 }

