@@ -107,10 +107,10 @@ describe("orderings", () => {
 });
 
 describe("the experiments registry", () => {
-  it("lists every --experiment value; rnn and devices are placeholders until plugged in", () => {
+  it("lists every --experiment value, each available", () => {
     assert.deepEqual([...EXPERIMENT_NAMES], ["batch-size", "shuffle", "learning-rate", "rnn", "devices"]);
     for (const e of availableExperiments()) assert.equal(EXPERIMENTS[e.name], e);
-    assert.ok(availableExperiments().some((e) => e.name === "shuffle") && availableExperiments().some((e) => e.name === "learning-rate"));
+    assert.deepEqual(availableExperiments().map((e) => e.name), ["shuffle", "learning-rate", "rnn", "devices"]);
   });
 });
 
@@ -154,6 +154,50 @@ describe("normkit lab --experiment (CLI)", () => {
     return { res, html, stdout: r.stdout };
   };
 
+  it("--experiment rnn --quick: the three LSTMs at batch 8 and 64, a report section with its chart", () => {
+    const out = join(tmp, "rnn");
+    const r = run(["--experiment", "rnn", "--quick", "--out", out]);
+    assert.equal(r.status, 0, r.stderr + r.stdout);
+    const res = JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as Results;
+    assert.deepEqual(res.experiments, ["rnn"]);
+    for (const m of ["none", "layer_norm", "batch_norm"]) {
+      for (const b of [8, 64]) {
+        const x = res.runs.find((q) => q.arch === "lstm" && q.method === m && q.batch_size === b);
+        assert.ok(x, `lstm ${m} batch ${b}`);
+        assert.equal(x.experiment, "rnn");
+        assert.ok(x.test_accuracy >= 0 && x.test_accuracy <= 1 && typeof x.diverged === "boolean");
+      }
+    }
+    assert.equal(res.runs.length, 6);
+    const html = readFileSync(join(out, "report.html"), "utf8");
+    assert.match(html, /<section data-experiment="rnn">/);
+    assert.match(html, /data-chart="rnn-lstm"/);
+    assert.match(html, /What it cannot show/);
+    assert.match(r.stdout, /rnn, lstm: test accuracy/);
+  });
+
+  it("--experiment devices --quick: every (W, b) split per method, SyncBatchNorm among them, a chart per arch", () => {
+    const out = join(tmp, "devices");
+    const r = run(["--experiment", "devices", "--quick", "--out", out]);
+    assert.equal(r.status, 0, r.stderr + r.stdout);
+    const res = JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as Results;
+    assert.deepEqual(res.experiments, ["devices"]);
+    for (const arch of ["cnn", "mlp"]) {
+      for (const [w, b] of [[1, 16], [4, 4], [8, 2]] as const) {
+        for (const m of ["batch_norm", "sync_batch_norm", "group_norm", "switchable_norm"]) {
+          const x = res.runs.find((q) => q.arch === arch && q.method === m && q.workers === w && q.per_worker_batch === b);
+          assert.ok(x, `${arch} ${m} ${w}x${b}`);
+          assert.equal(x.batch_size, 16);
+        }
+      }
+      assert.ok(res.runs.find((q) => q.arch === arch && q.method === "none" && q.workers === 1));
+    }
+    assert.equal(res.runs.length, 26);
+    const html = readFileSync(join(out, "report.html"), "utf8");
+    assert.match(html, /<section data-experiment="devices">/);
+    for (const arch of ["cnn", "mlp"]) assert.match(html, new RegExp(`data-chart="devices-${arch}"`));
+  });
+
   it("--experiment shuffle --quick: both orderings for every method, paired-bar charts", () => {
     const { html, stdout } = check("shuffle", "ordering", ["shuffled", "two_class"], 16);
     assert.match(html, /data-kind="paired-bars"/);
@@ -170,8 +214,6 @@ describe("normkit lab --experiment (CLI)", () => {
   it("bad --experiment values: one line, exit 2, nothing written", () => {
     const cases: [string[], RegExp][] = [
       [["--experiment", "dropout"], /--experiment: unknown experiment "dropout" \(expected batch-size, shuffle, learning-rate, rnn, devices or all\)/],
-      [["--experiment", "rnn"], /--experiment rnn: not available yet/],
-      [["--experiment", "devices"], /--experiment devices: not available yet/],
       [["--experiment", "shuffle", "--batch-sizes", "8"], /--batch-sizes: applies to --experiment batch-size only/],
       [["--experiment", "learning-rate", "--arch", "mlp", "--methods", "instance_norm"], /instance_norm|no runs/],
     ];
@@ -201,13 +243,17 @@ const KNOWN_TWO_SEED_OUTLIERS = [
   "learning-rate|mlp|group_norm|64|lr=1",
   "learning-rate|mlp|switchable_norm|64|lr=1",
   "shuffle|mlp|none|16|ordering=two_class",
+  "devices|mlp|batch_norm|16|workers=8|per_worker_batch=2",
 ];
 
 describe("the committed normkit runs against the committed PyTorch twin", () => {
   const jsonl = (name: string) => readFileSync(join(ROOT, "docs", name), "utf8").trim().split("\n").map((l) => JSON.parse(l) as ExperimentRecord);
-  const ours = (JSON.parse(readFileSync(join(ROOT, "docs", "lab-experiments.json"), "utf8")) as Results).runs;
-  const twin = jsonl("pytorch-experiments.jsonl");
-  const oursExtra = jsonl("lab-experiments-extra-seeds.jsonl"), twinExtra = jsonl("pytorch-experiments-extra-seeds.jsonl");
+  const runsOf = (name: string) => (JSON.parse(readFileSync(join(ROOT, "docs", name), "utf8")) as { runs: ExperimentRecord[] }).runs;
+  // shuffle and learning-rate (normkit lab --experiment …), rnn (scripts/run_rnn.mjs), devices (scripts/run_devices.mjs)
+  const ours = [...runsOf("lab-experiments.json"), ...runsOf("lab-rnn.json"), ...runsOf("lab-devices.json")];
+  const twin = [...jsonl("pytorch-experiments.jsonl"), ...jsonl("pytorch-rnn.jsonl"), ...jsonl("pytorch-devices.jsonl")];
+  const oursExtra = [...jsonl("lab-experiments-extra-seeds.jsonl"), ...jsonl("lab-devices-extra.jsonl")];
+  const twinExtra = [...jsonl("pytorch-experiments-extra-seeds.jsonl"), ...jsonl("pytorch-devices-extra.jsonl")];
   const fmt = (c: ReturnType<typeof compareRecords>[number]) =>
     `${c.key}: normkit ${(c.ours!.mean * 100).toFixed(1)}, PyTorch ${(c.twin!.mean * 100).toFixed(1)} ± ${(c.twin!.halfSpread * 100).toFixed(1)} (diff ${(c.diff * 100).toFixed(1)}, allowed ${(c.tolerance * 100).toFixed(1)})`;
   for (const e of availableExperiments()) {

@@ -5,7 +5,9 @@
  * "batch-size" is the original lab run (src/cli/lab.ts's planRuns, trainRun, report.ts), kept apart so
  * its output stays exactly as it was.
  */
+import { devicesExperiment } from "./devices_experiment.js";
 import { learningRateExperiment } from "./learning_rate.js";
+import { rnnExperiment } from "./rnn_experiment.js";
 import { shuffleExperiment } from "./shuffle.js";
 import type { Experiment, ExperimentRecord, ExperimentSpec } from "./types.js";
 
@@ -15,8 +17,8 @@ type AnyExperiment = Experiment<ExperimentSpec, ExperimentRecord>;
 export const EXPERIMENTS: Readonly<Record<string, AnyExperiment | null>> = {
   shuffle: shuffleExperiment,
   "learning-rate": learningRateExperiment,
-  rnn: null, // the LSTM experiment (src/lab/experiments/rnn.ts) plugs in here
-  devices: null, // the SyncBatchNorm experiment (src/lab/experiments/devices.ts) plugs in here
+  rnn: rnnExperiment,
+  devices: devicesExperiment,
 };
 
 /** Every --experiment value, in the order `all` runs them. */
