@@ -5,6 +5,7 @@
  * report's style sheet and the page's do not touch each other. Nothing is uploaded: the file is read here.
  */
 import { renderReportBody, REPORT_CSS, type LabResults } from "../../src/lab/report.js";
+import { renderExperimentsBody } from "../../src/lab/experiments/report.js";
 import { h, type ExplorerContext } from "./app.js";
 
 const EXAMPLE_URL = "example-results.json";
@@ -61,7 +62,9 @@ export function mountReport(root: HTMLElement, _ctx: ExplorerContext): void {
 
   let loads = 0; // the latest load wins when several overlap
   const show = (results: LabResults, source: string) => {
-    shadow.innerHTML = `<style>${REPORT_CSS}</style>${renderReportBody(results)}`;
+    // a results.json of `normkit lab --experiment …` (its runs name their experiment): that page's body
+    const experiments = results.runs.some((r) => typeof (r as { experiment?: unknown }).experiment === "string" && (r as { experiment?: string }).experiment !== "batch-size");
+    shadow.innerHTML = `<style>${REPORT_CSS}</style>${experiments ? renderExperimentsBody(results) : renderReportBody(results)}`;
     error.textContent = "";
     const n = results.runs.length;
     status.textContent = `Showing ${source}: ${n} run${n === 1 ? "" : "s"}.`;

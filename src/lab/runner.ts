@@ -14,6 +14,11 @@ import type { Device } from "../kernels/contract/device.js";
 import { cpu } from "../kernels/cpu.js";
 import * as backend from "../kernels/backend.js";
 import { residentScope } from "../kernels/wasm/wasm_tensor.js";
+import { saveModel } from "./save.js";
+import { setModelSaver } from "./train.js";
+
+// --save: trained models are written from the thread that trained them
+setModelSaver(saveModel);
 import { experimentNamed } from "./experiments/registry.js";
 import type { ProgressFn } from "./train.js";
 

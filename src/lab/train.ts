@@ -15,9 +15,9 @@ import { cpu } from "../kernels/cpu.js";
 import { crossEntropyLoss, softmaxCrossEntropy } from "../nn/loss.js";
 import { SGD } from "../nn/optim.js";
 import { mulberry32 } from "../rng.js";
-import { saveModel } from "./save.js";
 import { type Ordering, shuffledOrder, twoClassBatches, twoClassOrder } from "./orderings.js";
-import { type Dataset, IMAGE_SIZE, type Split } from "./data.js";
+import type { Dataset, Split } from "./data.js";
+import { IMAGE_SIZE } from "./mnist_constants.js";
 import { type Arch, INPUT_SHAPE, type Method, type Model, buildModel } from "./models.js";
 
 export const MOMENTUM = 0.9;
@@ -95,6 +95,14 @@ export type RunResult = {
 };
 
 export type ProgressFn = (samplesDone: number, samplesTotal: number) => void;
+
+/** Writes a trained model into a directory (save.ts's saveModel, set by the lab's runner and workers: Node only). */
+export type ModelSaver = (model: Model, dir: string, batchSize: number, seed: number) => Promise<unknown>;
+let modelSaver: ModelSaver | null = null;
+/** Sets what trainRun calls for a spec with `save` (this file does no file I/O itself: it also runs in browsers). */
+export function setModelSaver(f: ModelSaver | null): void {
+  modelSaver = f;
+}
 
 /**
  * Trains one model from scratch and evaluates it, on `device` (default the host). On a GPU the
@@ -186,7 +194,10 @@ export async function trainRun(spec: RunSpec, data: Dataset, onProgress?: Progre
   const trainSeconds = (performance.now() - t0) / 1000;
   const accuracy = diverged && stop ? 0.1 : await evaluate(model, data.test);
   if (device !== cpu) await net.to(cpu); // Switchable Norm's weights are read on the host
-  if (spec.save !== undefined) await saveModel(model, spec.save, bs, seed);
+  if (spec.save !== undefined) {
+    if (!modelSaver) throw new Error("trainRun: spec.save needs a model saver (setModelSaver; the lab's runner sets save.ts's)");
+    await modelSaver(model, spec.save, bs, seed);
+  }
   const result: RunResult = {
     arch, method, batch_size: bs, seed,
     test_accuracy: accuracy,

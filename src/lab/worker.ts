@@ -8,6 +8,11 @@ import type { WorkerMessage, WorkerRequest } from "./runner.js";
 import { runFunction } from "./runner.js";
 import * as backend from "../kernels/backend.js";
 import { residentScope } from "../kernels/wasm/wasm_tensor.js";
+import { saveModel } from "./save.js";
+import { setModelSaver } from "./train.js";
+
+// --save: trained models are written from the thread that trained them
+setModelSaver(saveModel);
 
 const port = parentPort;
 if (!port) throw new Error("lab worker: must run as a worker thread");

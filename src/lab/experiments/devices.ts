@@ -27,7 +27,8 @@ import { SwitchableNorm, SwitchableNorm1d, SwitchableNorm2d } from "../../nn/swi
 import { convertSyncBatchNorm } from "../../nn/sync_batch_norm.js";
 import { mulberry32 } from "../../rng.js";
 import { Tensor, allocate } from "../../tensor.js";
-import { type Dataset, IMAGE_SIZE } from "../data.js";
+import type { Dataset } from "../data.js";
+import { IMAGE_SIZE } from "../mnist_constants.js";
 import { type Arch, INPUT_SHAPE, buildModel } from "../models.js";
 import { DEFAULT_CURVE_EVERY, MOMENTUM, WEIGHT_DECAY, evaluate } from "../train.js";
 

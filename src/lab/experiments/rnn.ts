@@ -20,7 +20,8 @@ import { softmaxCrossEntropy } from "../../nn/loss.js";
 import { Adam, clipGradNorm } from "../../nn/optim.js";
 import { mulberry32 } from "../../rng.js";
 import { ConfigError } from "../../errors.js";
-import { type Dataset, IMAGE_SIZE, type Split } from "../data.js";
+import type { Dataset, Split } from "../data.js";
+import { IMAGE_SIZE } from "../mnist_constants.js";
 import { LAB_DTYPE } from "../models.js";
 
 export const RNN_METHODS: readonly LSTMNorm[] = ["none", "layer_norm", "batch_norm"];
