@@ -273,6 +273,24 @@ describe("the committed normkit runs against the committed PyTorch twin", () => 
     });
   }
 
+  it("the report draws the twin beside every cell of the committed (full-protocol) runs; a --quick run gets none", () => {
+    for (const e of availableExperiments()) {
+      const rs = ours.filter((r) => r.experiment === e.name && r.seed <= 1);
+      const html = e.report(rs);
+      const cells = new Set(rs.map((r) => [r.arch, r.method, r.batch_size, ...e.cellFields.map((f) => String(r[f]))].join("|")));
+      const diamonds = (html.match(/<path class="twin"/g) ?? []).length;
+      assert.equal(diamonds, cells.size, `${e.name}: one twin diamond per cell`);
+      assert.match(html, /PyTorch twin/);
+      const quick = rs.map((r) => ({ ...r, train_samples: 1000, epochs: 1 }));
+      assert.equal((e.report(quick).match(/<path class="twin"/g) ?? []).length, 0, `${e.name}: no twin for a run off the protocol`);
+    }
+  });
+
+  it("src/lab/experiments/twin_reference.ts is what scripts/gen-twin-reference.mjs writes from the committed twins", () => {
+    const r = spawnSync(process.execPath, [join(ROOT, "scripts/gen-twin-reference.mjs"), "--check"], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+  });
+
   it("the two-seed outliers: over seeds 0..7 every one is within the same rule", () => {
     const seeds = [0, 1, 2, 3, 4, 5, 6, 7];
     for (const key of KNOWN_TWO_SEED_OUTLIERS) {

@@ -25,6 +25,13 @@ export interface BarValue {
   values: number[];
   /** How many of them diverged. */
   diverged?: number;
+  /** The PyTorch twin's mean accuracy for the cell (0..1), drawn as a hollow diamond: a reference. */
+  reference?: number;
+}
+
+/** A hollow diamond at (cx, cy): the PyTorch twin's value (a reference, not a measurement of normkit). */
+function twinMark(cx: number, cy: number, color: string, label: string): string {
+  return `<path class="twin" d="M${r1(cx)},${r1(cy - 5.5)}L${r1(cx + 5.5)},${r1(cy)}L${r1(cx)},${r1(cy + 5.5)}L${r1(cx - 5.5)},${r1(cy)}Z" fill="#ffffff" fill-opacity="0.6" stroke="${color}" stroke-width="1.6"><title>${esc(label)}</title></path>`;
 }
 export interface PairedGroup {
   name: string;
@@ -36,7 +43,7 @@ export interface PairedGroup {
 export function pairedBarChart(id: string, groups: PairedGroup[], variants: string[], variantColors: string[], yLabel: string): string {
   const W = 640, H = 300, L = 52, R = 12, T = 30, B = 52;
   const pw = W - L - R, ph = H - T - B;
-  const all = groups.flatMap((g) => g.bars.flatMap((b) => b?.values ?? []));
+  const all = groups.flatMap((g) => g.bars.flatMap((b) => [...(b?.values ?? []), ...(b?.reference !== undefined ? [b.reference] : [])]));
   const lo = Math.max(0, Math.floor((Math.min(...all, 0.9) * 100) / 10) * 10);
   const y = (v: number) => T + ph - ((v * 100 - lo) / (100 - lo)) * ph;
   let s = `<svg class="chart" data-chart="${esc(id)}" data-kind="paired-bars" viewBox="0 0 ${W} ${H}" role="img">`;
@@ -57,7 +64,9 @@ export function pairedBarChart(id: string, groups: PairedGroup[], variants: stri
       const cx = x + bw / 2;
       if (b.values.length > 1) s += `<line x1="${r1(cx)}" x2="${r1(cx)}" y1="${r1(y(Math.max(...b.values)))}" y2="${r1(y(Math.min(...b.values)))}" stroke="#111827" stroke-width="1.2"/>`;
       for (const v of b.values) s += `<circle cx="${r1(cx)}" cy="${r1(y(v))}" r="2.2" fill="#111827"/>`;
-      s += `<text class="bar-label" x="${r1(cx)}" y="${r1(y(Math.max(m, ...b.values)) - 4)}" text-anchor="middle">${(m * 100).toFixed(1)}${b.diverged ? "✕" : ""}</text>`;
+      if (b.reference !== undefined) s += twinMark(cx, y(b.reference), "#111827", `PyTorch twin, ${g.name} ${variants[vi]}: ${(b.reference * 100).toFixed(1)}% (seeds 0, 1; a reference)`);
+      const top = Math.max(m, ...b.values, b.reference ?? 0);
+      s += `<text class="bar-label" x="${r1(cx)}" y="${r1(y(top) - 7)}" text-anchor="middle">${(m * 100).toFixed(1)}${b.diverged ? "✕" : ""}</text>`;
     });
     s += `<text x="${r1(L + gi * gw + gw / 2)}" y="${T + ph + 16}" text-anchor="middle">${esc(labelOf(g.name))}</text></g>`;
   });
@@ -67,7 +76,8 @@ export function pairedBarChart(id: string, groups: PairedGroup[], variants: stri
     const lx = L + 8 + i * 130;
     s += `<rect x="${lx}" y="8" width="12" height="12" fill="${variantColors[i]}" fill-opacity="${i === 0 ? 0.9 : 0.45}" stroke="${variantColors[i]}"/><text x="${lx + 17}" y="18">${esc(v)}</text>`;
   });
-  s += `<text x="${L + pw}" y="18" text-anchor="end" class="bar-label">bars: mean over seeds; dots: seeds${lo > 0 ? `; axis from ${lo}%` : ""}</text></g>`;
+  const twins = groups.some((g) => g.bars.some((b) => b?.reference !== undefined));
+  s += `<text x="${L + pw}" y="18" text-anchor="end" class="bar-label">bars: mean over seeds; dots: seeds${twins ? "; ◇ PyTorch twin" : ""}${lo > 0 ? `; axis from ${lo}%` : ""}</text></g>`;
   return s + `</svg>`;
 }
 
@@ -76,6 +86,8 @@ export interface LinePoint {
   /** Seeds' accuracies, 0..1. */
   values: number[];
   diverged: number;
+  /** The PyTorch twin's mean accuracy there (0..1), drawn as a hollow diamond: a reference. */
+  reference?: number;
 }
 export interface LineSeries {
   name: string;
@@ -110,6 +122,7 @@ export function logLineChart(id: string, series: LineSeries[], xLabel: string, y
       const tip = `<title>${esc(`${sr.name} at ${p.x}: ${(m * 100).toFixed(1)}%${p.diverged ? ` (${p.diverged} of ${p.values.length} diverged)` : ""}`)}</title>`;
       if (p.diverged > 0) s += `<path class="diverged" data-x="${p.x}" d="M${r1(cx - 5)},${r1(y(m) - 5)}L${r1(cx + 5)},${r1(y(m) + 5)}M${r1(cx - 5)},${r1(y(m) + 5)}L${r1(cx + 5)},${r1(y(m) - 5)}" stroke="${col}" stroke-width="2.4">${tip}</path>`;
       else s += `<circle cx="${r1(cx)}" cy="${r1(y(m))}" r="3.6" fill="${col}">${tip}</circle>`;
+      if (p.reference !== undefined) s += twinMark(cx, y(p.reference), col, `PyTorch twin, ${sr.name} at ${p.x}: ${(p.reference * 100).toFixed(1)}% (seeds 0, 1; a reference)`);
     }
     s += `</g>`;
   });
@@ -118,6 +131,9 @@ export function logLineChart(id: string, series: LineSeries[], xLabel: string, y
     const ly = T + 10 + i * 18;
     s += `<line x1="${L + pw + 12}" x2="${L + pw + 30}" y1="${ly}" y2="${ly}" stroke="${colorOf(sr.name, i)}" stroke-width="2.5"/><text x="${L + pw + 35}" y="${ly + 4}">${esc(labelOf(sr.name))}</text>`;
   });
-  s += `<text x="${L + pw + 12}" y="${T + 16 + series.length * 18}" class="bar-label">✕ diverged (10%)</text></g>`;
+  const twins = series.some((sr) => sr.points.some((p) => p.reference !== undefined));
+  s += `<text x="${L + pw + 12}" y="${T + 16 + series.length * 18}" class="bar-label">✕ diverged (10%)</text>`;
+  if (twins) s += `<text x="${L + pw + 12}" y="${T + 32 + series.length * 18}" class="bar-label">◇ PyTorch twin</text>`;
+  s += `</g>`;
   return s + `</svg>`;
 }

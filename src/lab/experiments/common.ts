@@ -4,7 +4,9 @@
  * field grid of mean ± half spread over seeds.
  */
 import { escapeHtml as esc } from "../report.js";
-import { cellStats } from "./compare.js";
+import { cellKey, cellStats } from "./compare.js";
+import { TWIN_ACCURACY } from "./twin_reference.js";
+import type { BarValue } from "./charts.js";
 import type { ExperimentConfig, ExperimentRecord } from "./types.js";
 
 /** EXPERIMENTS.md's methods: instance_norm in the cnn only. */
@@ -82,3 +84,24 @@ export function meanOf(records: ExperimentRecord[], pred: (r: ExperimentRecord) 
   const v = records.filter(pred).map((r) => r.test_accuracy);
   return v.length ? v.reduce((a, b) => a + b, 0) / v.length : NaN;
 }
+
+/**
+ * The PyTorch twin's mean accuracy (seeds 0 and 1) for the cell of `r` (twin_reference.ts), for the
+ * report to draw beside normkit's: only when `r` ran the full protocol (2 epochs of the 8,000 training
+ * digits), since the twin ran nothing else.
+ */
+export function twinMean(r: ExperimentRecord, cellFields: readonly string[]): number | undefined {
+  if (r["epochs"] !== EPOCHS || r["train_samples"] !== 8000) return undefined;
+  const v = TWIN_ACCURACY[cellKey(r, cellFields)];
+  return v && v.length > 0 ? v.reduce((a, b) => a + b, 0) / v.length : undefined;
+}
+
+/** Where the report says what the diamonds are. */
+export const TWIN_NOTE = "Hollow diamonds (◇): the PyTorch twin's mean over seeds 0 and 1 for the same cell (docs/pytorch_*.py, its runs in docs/pytorch-*.jsonl), drawn as a reference — not a measurement of normkit — and only for runs of the full protocol.";
+
+/** A bar with the twin's value attached where there is one. */
+export function withTwin(bar: BarValue, reference: number | undefined): BarValue {
+  if (reference !== undefined) bar.reference = reference;
+  return bar;
+}
+

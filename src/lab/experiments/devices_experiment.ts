@@ -8,7 +8,7 @@ import type { Arch } from "../models.js";
 import { escapeHtml as esc } from "../report.js";
 import type { ProgressFn } from "../train.js";
 import { type PairedGroup, pairedBarChart } from "./charts.js";
-import { EPOCHS, QUICK_EPOCHS, QUICK_TRAIN_LIMIT, gridTableHtml, gridTableText, meanOf } from "./common.js";
+import { EPOCHS, QUICK_EPOCHS, QUICK_TRAIN_LIMIT, TWIN_NOTE, gridTableHtml, gridTableText, meanOf, twinMean, withTwin } from "./common.js";
 import { DEVICES_BATCH, DEVICES_CONFIGS, DEVICES_LR, DEVICES_METHODS, type DevicesRecord, type DevicesSpec, devicesGrid, runDevices } from "./devices.js";
 import type { Experiment, ExperimentConfig, ExperimentRecord } from "./types.js";
 
@@ -62,12 +62,12 @@ function devicesReport(records: DevicesRunRecord[]): string {
       name: m,
       bars: DEVICES_CONFIGS.map(([w]) => {
         const g = rs.filter((r) => r.method === m && r.workers === w);
-        return g.length ? { values: g.map((r) => r.test_accuracy), diverged: g.filter((r) => r.diverged).length } : null;
+        return g.length ? withTwin({ values: g.map((r) => r.test_accuracy), diverged: g.filter((r) => r.diverged).length }, twinMean(g[0]!, ["workers", "per_worker_batch"])) : null;
       }),
     }));
     s += `<figure><figcaption>${esc(arch)} — test accuracy (%) per split of the batch of 16<span class="note">measured here, simulated workers</span></figcaption>${pairedBarChart(`devices-${arch}`, groups, variants, ["#2563eb", "#f59e0b", "#dc2626"], "test accuracy (%)")}</figure>`;
   }
-  s += `</div>`;
+  s += `</div><p class="note">${esc(TWIN_NOTE)}</p>`;
   s += gridTableHtml(records, "workers", DEVICES_CONFIGS.map(([w]) => w), (w) => `${w}×${DEVICES_BATCH / Number(w)}`);
   const items: string[] = [];
   for (const arch of [...new Set(records.map((r) => r.arch))]) {

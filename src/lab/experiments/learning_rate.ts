@@ -8,8 +8,8 @@ import type { Dataset } from "../data.js";
 import type { Arch, Method } from "../models.js";
 import { escapeHtml as esc } from "../report.js";
 import { type ProgressFn, type RunResult, type RunSpec, trainRun } from "../train.js";
-import { type LineSeries, logLineChart } from "./charts.js";
-import { CNN_MLP_METHODS, EPOCHS, QUICK_EPOCHS, QUICK_TRAIN_LIMIT, archMethods, gridTableHtml, gridTableText, meanOf } from "./common.js";
+import { type LinePoint, type LineSeries, logLineChart } from "./charts.js";
+import { CNN_MLP_METHODS, EPOCHS, QUICK_EPOCHS, QUICK_TRAIN_LIMIT, TWIN_NOTE, archMethods, gridTableHtml, gridTableText, meanOf, twinMean } from "./common.js";
 import { epochsText } from "./shuffle.js";
 import type { Experiment, ExperimentConfig, ExperimentRecord } from "./types.js";
 
@@ -71,12 +71,15 @@ function learningRateReport(records: LearningRateRecord[]): string {
       name: m,
       points: lrs.map((lr) => {
         const g = rs.filter((r) => r.method === m && r.lr === lr);
-        return { x: lr, values: g.map((r) => r.test_accuracy), diverged: g.filter((r) => r.diverged).length };
+        const p: LinePoint = { x: lr, values: g.map((r) => r.test_accuracy), diverged: g.filter((r) => r.diverged).length };
+        const ref = g[0] ? twinMean(g[0], ["lr"]) : undefined;
+        if (ref !== undefined) p.reference = ref;
+        return p;
       }),
     }));
     s += `<figure><figcaption>${esc(arch)} — test accuracy (%) vs learning rate<span class="note">measured here, MNIST, batch 64, log x axis</span></figcaption>${logLineChart(`learning-rate-${arch}`, series, "learning rate (log scale)", "test accuracy (%)")}</figure>`;
   }
-  s += `</div>`;
+  s += `</div><p class="note">${esc(TWIN_NOTE)}</p>`;
   s += gridTableHtml(records, "lr", lrs, (v) => `lr ${v}`);
   const items: string[] = [];
   for (const arch of [...new Set(records.map((r) => r.arch))]) {

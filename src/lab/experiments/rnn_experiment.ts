@@ -8,7 +8,7 @@ import type { Dataset } from "../data.js";
 import { escapeHtml as esc } from "../report.js";
 import type { ProgressFn } from "../train.js";
 import { type PairedGroup, pairedBarChart } from "./charts.js";
-import { EPOCHS, QUICK_EPOCHS, QUICK_TRAIN_LIMIT, meanOf } from "./common.js";
+import { EPOCHS, QUICK_EPOCHS, QUICK_TRAIN_LIMIT, TWIN_NOTE, meanOf, twinMean, withTwin } from "./common.js";
 import { RNN_CLIP, RNN_HIDDEN, RNN_LR, RNN_METHODS, type RnnResult, type RnnSpec, runRnn } from "./rnn.js";
 import type { Experiment, ExperimentConfig, ExperimentRecord } from "./types.js";
 
@@ -78,10 +78,10 @@ function rnnReport(records: RnnRecord[]): string {
     name: m,
     bars: RNN_BATCHES.map((b) => {
       const g = records.filter((r) => r.method === m && r.batch_size === b);
-      return g.length ? { values: g.map((r) => r.test_accuracy), diverged: g.filter((r) => r.diverged).length } : null;
+      return g.length ? withTwin({ values: g.map((r) => r.test_accuracy), diverged: g.filter((r) => r.diverged).length }, twinMean(g[0]!, [])) : null;
     }),
   }));
-  s += `<div class="grid"><figure><figcaption>lstm — test accuracy (%), batch 8 vs 64<span class="note">measured here, row-sequential MNIST</span></figcaption>${pairedBarChart("rnn-lstm", groups, RNN_BATCHES.map((b) => `batch ${b}`), ["#2563eb", "#dc2626"], "test accuracy (%)")}</figure></div>`;
+  s += `<div class="grid"><figure><figcaption>lstm — test accuracy (%), batch 8 vs 64<span class="note">measured here, row-sequential MNIST</span></figcaption>${pairedBarChart("rnn-lstm", groups, RNN_BATCHES.map((b) => `batch ${b}`), ["#2563eb", "#dc2626"], "test accuracy (%)")}</figure></div><p class="note">${esc(TWIN_NOTE)}</p>`;
   const items = RNN_BATCHES.map((b) => `<li>batch ${b}: ${RNN_METHODS.map((m) => {
     const v = meanOf(records, (r) => r.method === m && r.batch_size === b);
     return `${esc(m)} ${Number.isFinite(v) ? (v * 100).toFixed(1) : "—"}%`;

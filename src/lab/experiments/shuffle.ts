@@ -10,7 +10,7 @@ import { ORDERINGS, type Ordering, twoClassBatches } from "../orderings.js";
 import { escapeHtml as esc } from "../report.js";
 import { type ProgressFn, type RunResult, type RunSpec, learningRate, trainRun } from "../train.js";
 import { type PairedGroup, pairedBarChart } from "./charts.js";
-import { CNN_MLP_METHODS, EPOCHS, QUICK_EPOCHS, QUICK_TRAIN_LIMIT, archMethods, gridTableHtml, gridTableText, meanOf } from "./common.js";
+import { CNN_MLP_METHODS, EPOCHS, QUICK_EPOCHS, QUICK_TRAIN_LIMIT, TWIN_NOTE, archMethods, gridTableHtml, gridTableText, meanOf, twinMean, withTwin } from "./common.js";
 import type { Experiment, ExperimentConfig, ExperimentRecord } from "./types.js";
 
 export const SHUFFLE_BATCH = 16;
@@ -84,12 +84,12 @@ function shuffleReport(records: ShuffleRecord[]): string {
       name: m,
       bars: ORDERINGS.map((o) => {
         const g = rs.filter((r) => r.method === m && r.ordering === o);
-        return g.length ? { values: g.map((r) => r.test_accuracy), diverged: g.filter((r) => r.diverged).length } : null;
+        return g.length ? withTwin({ values: g.map((r) => r.test_accuracy), diverged: g.filter((r) => r.diverged).length }, twinMean(g[0]!, ["ordering"])) : null;
       }),
     }));
     s += `<figure><figcaption>${esc(arch)} — test accuracy (%), shuffled vs two_class<span class="note">measured here, MNIST, batch 16</span></figcaption>${pairedBarChart(`shuffle-${arch}`, groups, [...ORDERINGS], ["#2563eb", "#dc2626"], "test accuracy (%)")}</figure>`;
   }
-  s += `</div>`;
+  s += `</div><p class="note">${esc(TWIN_NOTE)}</p>`;
   s += gridTableHtml(records, "ordering", ORDERINGS, (v) => String(v));
   // what it shows: the drop per method
   const items: string[] = [];
