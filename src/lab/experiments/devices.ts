@@ -29,6 +29,7 @@ import { mulberry32 } from "../../rng.js";
 import { Tensor, allocate } from "../../tensor.js";
 import type { Dataset } from "../data.js";
 import { IMAGE_SIZE } from "../mnist_constants.js";
+import { shuffledOrder } from "../orderings.js";
 import { type Arch, INPUT_SHAPE, buildModel } from "../models.js";
 import { DEFAULT_CURVE_EVERY, MOMENTUM, WEIGHT_DECAY, evaluate } from "../train.js";
 
@@ -142,13 +143,7 @@ async function train(spec: DevicesSpec, data: Dataset): Promise<DevicesRecord> {
 
   net.train();
   for (let epoch = 0; epoch < epochs && !diverged; epoch++) {
-    for (let i = 0; i < n; i++) order[i] = i;
-    for (let i = n - 1; i > 0; i--) {
-      const j = Math.floor(shuffleRng() * (i + 1));
-      const t = order[i]!;
-      order[i] = order[j]!;
-      order[j] = t;
-    }
+    shuffledOrder(n, bs, shuffleRng, order);
     for (let s = 0; s < stepsPerEpoch; s++) {
       // the next 16 digits: worker k's are rows k·b … (k+1)·b − 1
       for (let r = 0; r < bs; r++) {

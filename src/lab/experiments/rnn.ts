@@ -22,6 +22,7 @@ import { mulberry32 } from "../../rng.js";
 import { ConfigError } from "../../errors.js";
 import type { Dataset, Split } from "../data.js";
 import { IMAGE_SIZE } from "../mnist_constants.js";
+import { shuffledOrder } from "../orderings.js";
 import { LAB_DTYPE } from "../models.js";
 
 export const RNN_METHODS: readonly LSTMNorm[] = ["none", "layer_norm", "batch_norm"];
@@ -109,13 +110,7 @@ export async function runRnn(spec: RnnSpec, data: Dataset): Promise<RnnResult> {
   lstm.train();
   fc.train();
   train: for (let epoch = 0; epoch < epochs; epoch++) {
-    for (let i = 0; i < n; i++) order[i] = i;
-    for (let i = n - 1; i > 0; i--) {
-      const j = Math.floor(shuffleRng() * (i + 1));
-      const t = order[i]!;
-      order[i] = order[j]!;
-      order[j] = t;
-    }
+    shuffledOrder(n, bs, shuffleRng, order);
     for (let s = 0; s < stepsPerEpoch; s++) {
       for (let b = 0; b < bs; b++) {
         const src = order[s * bs + b]!;
