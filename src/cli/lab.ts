@@ -13,6 +13,7 @@ import { NormkitError } from "../errors.js";
 import { type Dataset, loadIdxDirectory, loadMnistPackage } from "../lab/data.js";
 import { ALL_METHODS, ARCHS, type Arch, DEFAULT_METHODS, type Method, isArch, isMethod, methodApplies } from "../lab/models.js";
 import { writeReport } from "../lab/report_file.js";
+import { renderReport, type LabResults } from "../lab/report.js";
 import { type RunnerEvent, runAll } from "../lab/runner.js";
 import { DEFAULT_CURVE_EVERY, MOMENTUM, type RunResult, type RunSpec, WEIGHT_DECAY } from "../lab/train.js";
 import { cellStats } from "../lab/experiments/compare.js";
@@ -444,24 +445,11 @@ export async function lab(argv: string[], log: (s: string) => void, err: (s: str
       train_loss_curve_every: DEFAULT_CURVE_EVERY,
       evaluation: "eval mode (running statistics for BatchNorm and Switchable Norm's BN branch)",
     },
-    versions: { normkit: packageVersion("normkit"), node: process.version, v8: process.versions.v8, mnist: packageVersion("mnist") },
-    machine: { platform: process.platform, arch: process.arch, cpu: cpus()[0]?.model ?? "unknown", cores: availableParallelism(), memory_gib: Math.round((totalmem() / 2 ** 30) * 10) / 10 },
-    wall_seconds: Math.round(wall * 10) / 10,
-    peak_rss_mib: Math.round(peakRssMiB),
+    ...runEnvironment(wall, peakRssMiB),
   };
 
-  const tmp = join(cfg.out, `.results.json.${process.pid}.${Date.now()}.tmp`);
-  try {
-    writeFileSync(tmp, JSON.stringify(results, null, 1) + "\n");
-    writeReport(results, cfg.out);
-    renameSync(tmp, join(cfg.out, "results.json"));
-    // the saved models' results beside them, for docs/pytorch_reference.py --eval-saved
-    if (cfg.save !== null) writeFileSync(join(cfg.save, "results.json"), JSON.stringify(results, null, 1) + "\n");
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    err(`normkit lab: could not write the results to ${cfg.out}: ${(e as Error).message}`);
-    return 1;
-  }
+  // the saved models' results beside them too, for docs/pytorch_reference.py --eval-saved
+  if (!writeResults(results, cfg.out, renderReport, cfg.save, err)) return 1;
 
   for (const line of summaryTable(summary, cfg)) log(line);
   log("");
@@ -475,6 +463,37 @@ export async function lab(argv: string[], log: (s: string) => void, err: (s: str
   log(`wrote ${join(cfg.out, "results.json")} and ${join(cfg.out, "report.html")}`);
   if (cfg.save !== null) log(`saved ${plural(runs.length, "model")} to ${cfg.save} (.safetensors and .onnx; check them with docs/pytorch_reference.py --eval-saved ${cfg.save})`);
   return 0;
+}
+
+/** results.json's versions, machine, wall time and peak memory: the same for every kind of run. */
+function runEnvironment(wall: number, peakRssMiB: number) {
+  return {
+    versions: { normkit: packageVersion("normkit"), node: process.version, v8: process.versions.v8, mnist: packageVersion("mnist") },
+    machine: { platform: process.platform, arch: process.arch, cpu: cpus()[0]?.model ?? "unknown", cores: availableParallelism(), memory_gib: Math.round((totalmem() / 2 ** 30) * 10) / 10 },
+    wall_seconds: Math.round(wall * 10) / 10,
+    peak_rss_mib: Math.round(peakRssMiB),
+  };
+}
+
+/**
+ * Writes results.json (to a temporary name, renamed once the report is written too) and report.html
+ * into `out`, and a copy of results.json into `alsoTo` when given. False, with the error reported and
+ * no half-written results.json, when a write fails.
+ */
+function writeResults(results: LabResults, out: string, render: (r: LabResults) => string, alsoTo: string | null, err: (s: string) => void): boolean {
+  const text = JSON.stringify(results, null, 1) + "\n";
+  const tmp = join(out, `.results.json.${process.pid}.${Date.now()}.tmp`);
+  try {
+    writeFileSync(tmp, text);
+    writeReport(results, out, render);
+    renameSync(tmp, join(out, "results.json"));
+    if (alsoTo !== null) writeFileSync(join(alsoTo, "results.json"), text);
+    return true;
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    err(`normkit lab: could not write the results to ${out}: ${(e as Error).message}`);
+    return false;
+  }
 }
 
 function plural(n: number, word: string): string {
@@ -593,21 +612,9 @@ async function runExperiments(
       init: "PyTorch defaults from mulberry32(seed): conv/linear U(-1/sqrt(fan_in), 1/sqrt(fan_in)); norm weight 1, bias 0; SN logits 1",
       evaluation: "eval mode (running statistics for BatchNorm and Switchable Norm's BN branch); a diverged run counts as 10%",
     },
-    versions: { normkit: packageVersion("normkit"), node: process.version, v8: process.versions.v8, mnist: packageVersion("mnist") },
-    machine: { platform: process.platform, arch: process.arch, cpu: cpus()[0]?.model ?? "unknown", cores: availableParallelism(), memory_gib: Math.round((totalmem() / 2 ** 30) * 10) / 10 },
-    wall_seconds: Math.round(wall * 10) / 10,
-    peak_rss_mib: Math.round(peakRssMiB),
+    ...runEnvironment(wall, peakRssMiB),
   };
-  const tmp = join(cfg.out, `.results.json.${process.pid}.${Date.now()}.tmp`);
-  try {
-    writeFileSync(tmp, JSON.stringify(results, null, 1) + "\n");
-    writeReport(results as unknown as Parameters<typeof writeReport>[0], cfg.out, renderExperimentsReport);
-    renameSync(tmp, join(cfg.out, "results.json"));
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    err(`normkit lab: could not write the results to ${cfg.out}: ${(e as Error).message}`);
-    return 1;
-  }
+  if (!writeResults(results as unknown as LabResults, cfg.out, renderExperimentsReport, null, err)) return 1;
   for (const p of plans) {
     const rs = records.filter((r) => r.experiment === p.name);
     const lines = p.name === "batch-size" ? summaryTable(summarise(rs as unknown as RunResult[]), cfg) : experimentNamed(p.name).summary(rs);
