@@ -158,31 +158,50 @@ export function maxPoolBwdDisjoint(dx: usize, dy: usize, argmax: usize, S: i32, 
   }
 }
 
-// ---- SGD (torch.optim.SGD), as src/kernels/ts/optim.ts: the same float64 arithmetic on f32 storage
-// (f64x2 lanes; each intermediate rounded where the TypeScript kernel rounds it), so the two give the
-// same bits. Over elements [i0, i1); the plain step's b is unused.
+// ---- SGD (torch.optim.SGD) on f32 storage in f32 arithmetic, as PyTorch's float32 step and the
+// WGSL kernel compute it: every product and sum rounded to f32 (lr, μ, keep and wd too), no fused
+// multiply-add. src/kernels/ts/optim.ts's sgdStepF32 is the reference it matches bit for bit. Over
+// elements [i0, i1); the plain step's b is unused. (Float64 arithmetic here cost 2.4x: its f64x2
+// conversions made the step compute-bound, where in f32 it runs at the memory's speed.)
 
 /** mode 0: p ← p − lr·(g + wd·p);  1: b = g + wd·p (the first momentum step);  2: b = μ·b + keep·(g + wd·p);
- *  then p ← p − lr·b for modes 1 and 2 (b's unrounded value, as the TypeScript kernel uses it). */
+ *  then p ← p − lr·b for modes 1 and 2. keep = 1 (dampening 0) skips its product, which is exact. */
 export function sgdStep(p: usize, g: usize, b: usize, mode: i32, lr: f64, mu: f64, keep: f64, wd: f64, i0: i32, i1: i32): void {
-  const vlr = f64x2.splat(lr), vmu = f64x2.splat(mu), vkeep = f64x2.splat(keep), vwd = f64x2.splat(wd);
+  const lr32 = <f32>lr, mu32 = <f32>mu, keep32 = <f32>keep, wd32 = <f32>wd;
+  const vlr = f32x4.splat(lr32), vmu = f32x4.splat(mu32), vkeep = f32x4.splat(keep32), vwd = f32x4.splat(wd32);
   let i = i0;
-  for (; i + 2 <= i1; i += 2) {
-    const o = <usize>i << 2;
-    const pi = f64x2.promote_low_f32x4(v128.load64_zero(p + o));
-    const gi = f64x2.add(f64x2.promote_low_f32x4(v128.load64_zero(g + o)), f64x2.mul(vwd, pi));
-    let d = gi;
-    if (mode == 2) d = f64x2.add(f64x2.mul(vmu, f64x2.promote_low_f32x4(v128.load64_zero(b + o))), f64x2.mul(vkeep, gi));
-    if (mode != 0) v128.store64_lane(b + o, f32x4.demote_f64x2_zero(d), 0);
-    v128.store64_lane(p + o, f32x4.demote_f64x2_zero(f64x2.sub(pi, f64x2.mul(vlr, d))), 0);
+  if (mode == 2 && keep32 == 1) {
+    for (; i + 4 <= i1; i += 4) {
+      const o = <usize>i << 2;
+      const P = v128.load(p + o);
+      const d = f32x4.add(f32x4.mul(vmu, v128.load(b + o)), f32x4.add(v128.load(g + o), f32x4.mul(vwd, P)));
+      v128.store(b + o, d);
+      v128.store(p + o, f32x4.sub(P, f32x4.mul(vlr, d)));
+    }
+  } else if (mode == 2) {
+    for (; i + 4 <= i1; i += 4) {
+      const o = <usize>i << 2;
+      const P = v128.load(p + o);
+      const d = f32x4.add(f32x4.mul(vmu, v128.load(b + o)), f32x4.mul(vkeep, f32x4.add(v128.load(g + o), f32x4.mul(vwd, P))));
+      v128.store(b + o, d);
+      v128.store(p + o, f32x4.sub(P, f32x4.mul(vlr, d)));
+    }
+  } else {
+    for (; i + 4 <= i1; i += 4) {
+      const o = <usize>i << 2;
+      const P = v128.load(p + o);
+      const d = f32x4.add(v128.load(g + o), f32x4.mul(vwd, P));
+      if (mode == 1) v128.store(b + o, d);
+      v128.store(p + o, f32x4.sub(P, f32x4.mul(vlr, d)));
+    }
   }
   for (; i < i1; i++) {
     const o = <usize>i << 2;
-    const pi = <f64>load<f32>(p + o);
-    const gi = <f64>load<f32>(g + o) + wd * pi;
+    const pi = load<f32>(p + o);
+    const gi: f32 = load<f32>(g + o) + wd32 * pi;
     let d = gi;
-    if (mode == 2) d = mu * <f64>load<f32>(b + o) + keep * gi;
-    if (mode != 0) store<f32>(b + o, <f32>d);
-    store<f32>(p + o, <f32>(pi - lr * d));
+    if (mode == 2) d = mu32 * load<f32>(b + o) + keep32 * gi;
+    if (mode != 0) store<f32>(b + o, d);
+    store<f32>(p + o, pi - lr32 * d);
   }
 }

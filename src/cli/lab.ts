@@ -371,12 +371,15 @@ export function planRuns(cfg: LabConfig): RunSpec[] {
   return specs;
 }
 
-/** Relative cost per training sample, for starting the longest runs first. */
+/**
+ * Relative cost per training sample, for starting the longest runs first: a fixed part per sample
+ * and a part per step (the optimiser's pass over every parameter, which the MLP's 270k weights make
+ * dominate at small batches), fitted to a default run's times on a 2-core machine (2026-12).
+ */
 function costPerSample(s: Pick<RunSpec, "arch" | "method" | "batchSize"> | ExperimentSpec): number {
-  const base = s.arch === "cnn" ? 1 : 0.6;
-  const batch = 1 + 2 / s.batchSize;
-  const method = s.method === "switchable_norm" ? 1.5 : s.method === "none" ? 0.8 : 1;
-  return base * batch * method;
+  const base = s.arch === "cnn" ? 1.5 + 0.5 / s.batchSize : 0.7 + 3.6 / s.batchSize;
+  const method = s.method === "switchable_norm" ? 1.3 : s.method === "none" ? 0.9 : 1;
+  return base * method;
 }
 
 export async function lab(argv: string[], log: (s: string) => void, err: (s: string) => void, tty: NodeJS.WriteStream | null = null): Promise<number> {

@@ -193,12 +193,14 @@ function mul(seed: number): () => number {
 }
 
 describe("the SGD step on resident parameters", () => {
-  for (const [name, momentum, first] of [["plain", 0, false], ["first momentum step", 0.9, true], ["momentum", 0.9, false]] as const) {
+  for (const [name, momentum, first, keep] of [
+    ["plain", 0, false, 1], ["first momentum step", 0.9, true, 1], ["momentum, dampening 0", 0.9, false, 1], ["momentum, dampening 0.25", 0.9, false, 0.75],
+  ] as const) {
     it(`${name}: the WebAssembly kernel gives the TypeScript kernel's bits`, async () => {
       const n = 1003;
       const pv = rand(n, 1), gv = rand(n, 2), bv = rand(n, 3);
       const p = resident(pv, [n]), g = resident(gv, [n]), buf = momentum ? resident(bv, [n]) : null;
-      const o = { param: p, grad: g, buffer: buf, lr: 0.05, momentum, keep: 0.75, weightDecay: 1e-4, nesterov: false, first };
+      const o = { param: p, grad: g, buffer: buf, lr: 0.05, momentum, keep, weightDecay: 1e-4, nesterov: false, first };
       const calls = await wasmCallsDuring(() => hostOps.sgdStep(o));
       assert.equal(calls, 1);
       const pr = new Tensor(Float32Array.from(pv), [n]), br = momentum ? new Tensor(Float32Array.from(bv), [n]) : null;

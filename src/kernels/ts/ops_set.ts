@@ -7,7 +7,7 @@ import type { FloatArray, Tensor } from "../../tensor.js";
 import type { Indices, OpKernels, Workspace } from "../contract/ops.js";
 import { conv2dBackward, conv2dForward, conv2dScratchSize } from "./conv2d.js";
 import { linearBackward, linearForward } from "./linear.js";
-import { sgdKernel, sgdMomentumFirstKernel, sgdMomentumKernel, sgdNesterovKernel, adamKernel } from "./optim.js";
+import { sgdKernel, sgdMomentumFirstKernel, sgdMomentumKernel, sgdNesterovKernel, sgdStepF32, adamKernel } from "./optim.js";
 import { avgPool2dBackward, avgPool2dForward, maxPool2dBackward, maxPool2dForward, maxPool2x2Forward } from "./pool.js";
 import { reluBackward, reluForward } from "./relu.js";
 import { softmaxCrossEntropyKernel } from "./loss.js";
@@ -132,6 +132,11 @@ export const hostOps: OpKernels<Tensor> = {
     if (w) {
       const mode = o.buffer === null ? SGD_PLAIN : o.first ? SGD_MOMENTUM_FIRST : SGD_MOMENTUM;
       w.sgd(p as Float32Array, g as Float32Array, (o.buffer?.data ?? null) as Float32Array | null, mode, o.lr, o.momentum, o.keep, wd);
+      return;
+    }
+    if (p instanceof Float32Array) {
+      // float32 storage: float32 arithmetic, the bits of the WebAssembly kernel above
+      sgdStepF32(p, g as Float32Array, (o.buffer?.data ?? null) as Float32Array | null, o.lr, o.momentum, o.keep, wd, o.nesterov, o.first);
       return;
     }
     if (o.buffer === null) sgdKernel(p, g, o.lr, wd);

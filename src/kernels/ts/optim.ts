@@ -44,6 +44,32 @@ export function sgdNesterovKernel(p: FloatArray, g: Readonly<FloatArray>, b: Flo
 }
 
 /**
+ * Every SGD variant above on float32 storage, in float32 arithmetic as PyTorch's float32 step and the
+ * WebGPU kernel compute it: each product and sum rounded to float32 (lr, μ, keep and wd as well), no
+ * fused multiply-add. The WebAssembly kernel (assembly/elementwise.ts, sgdStep) gives the same bits.
+ *   g' = g + wd·p;  b = g' (first step) or μ·b + keep·g';  d = nesterov ? g' + μ·b : b (g' without b);
+ *   p ← p − lr·d
+ */
+export function sgdStepF32(
+  p: Float32Array, g: Readonly<Float32Array>, b: Float32Array | null, lr: number, mu: number, keep: number, wd: number,
+  nesterov: boolean, first: boolean,
+): void {
+  const f = Math.fround;
+  const lr32 = f(lr), mu32 = f(mu), keep32 = f(keep), wd32 = f(wd);
+  for (let i = 0; i < p.length; i++) {
+    const pi = p[i]!;
+    const gi = f(g[i]! + f(wd32 * pi));
+    let d = gi;
+    if (b !== null) {
+      const bi = first ? gi : f(f(mu32 * b[i]!) + f(keep32 * gi));
+      b[i] = bi;
+      d = nesterov ? f(gi + f(mu32 * bi)) : bi;
+    }
+    p[i] = f(pi - f(lr32 * d));
+  }
+}
+
+/**
  * Adam: g' = g + wd·p;  m = β1·m + (1−β1)·g';  v = β2·v + (1−β2)·g'²;
  * p ← p − (lr / c1) · m / (√v / √c2 + eps), with c1 = 1 − β1ᵗ, c2 = 1 − β2ᵗ.
  * AdamW: first p ← (1 − decay)·p (decay = lr·wd, its decoupled weight decay), with wd = 0.
