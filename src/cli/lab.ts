@@ -28,8 +28,8 @@ MNIST digits, then writes DIR/results.json and DIR/report.html and prints a summ
 
 options:
   --experiment NAME    batch-size (default: the run above), ${EXPERIMENT_NAMES.filter((n) => n !== "batch-size").join(", ")}, or all
-                       (every available one); each a fixed protocol of docs/lab-protocol.md. Not
-                       available yet: ${Object.entries(EXPERIMENTS).filter(([, e]) => e === null).map(([n]) => n).join(", ") || "none"}
+                       (every available one); each a fixed protocol of docs/lab-protocol.md${((missing) => missing ? `. Not
+                       available yet: ${missing}` : "")(Object.entries(EXPERIMENTS).filter(([, e]) => e === null).map(([n]) => n).join(", "))}
   --arch LIST          architectures: cnn,mlp (default: both)
   --methods LIST       ${DEFAULT_METHODS.join(",")} (default), also
                        ${ALL_METHODS.filter((m) => !(DEFAULT_METHODS as readonly string[]).includes(m)).join(",")}, or "all"; instance_norm applies to the cnn only

@@ -61,6 +61,8 @@ export interface SGDOptions {
 /**
  * torch.optim.SGD:  g = grad + wd·p;  b = g (first step) or μ·b + (1 − dampening)·g;
  * d = nesterov ? g + μ·b : b (d = g without momentum);  p ← p − lr·d.
+ * In the parameter's precision, as PyTorch: float64 parameters in float64 arithmetic, float32 ones in
+ * float32 arithmetic (every product and sum rounded to float32, lr, μ and wd too; no fused multiply-add).
  */
 export class SGD {
   readonly params: readonly Parameter[];
