@@ -15,28 +15,12 @@
  */
 import type { Program } from "../device.js";
 import { storage, uniformBlock } from "../wgsl.js";
-import { perElement } from "./ops.js";
+import { convInputGather, overWindow, perElement } from "./ops.js";
 
 export const COS_CONV_U = uniformBlock({
   count: "u32", N: "u32", C: "u32", H: "u32", W: "u32", O: "u32", kh: "u32", kw: "u32", sh: "u32", sw: "u32", ph: "u32", pw: "u32", Ho: "u32", Wo: "u32",
   eps: "f32",
 });
-
-/** The in-bounds window of output (oh, ow): `body` sees c, ki, kj and xi, the flat index of x[n, c, hh, ww]. */
-function overWindow(body: string): string {
-  return `  for (var c = 0u; c < u.C; c = c + 1u) {
-    for (var ki = 0u; ki < u.kh; ki = ki + 1u) {
-      let hh = i32(oh * u.sh + ki) - i32(u.ph);
-      if (hh < 0 || hh >= i32(u.H)) { continue; }
-      for (var kj = 0u; kj < u.kw; kj = kj + 1u) {
-        let ww = i32(ow * u.sw + kj) - i32(u.pw);
-        if (ww < 0 || ww >= i32(u.W)) { continue; }
-        let xi = ((n * u.C + c) * u.H + u32(hh)) * u.W + u32(ww);
-        ${body}
-      }
-    }
-  }`;
-}
 
 /** norms[n,p] = ‖c_p‖ (one thread per (n, p)) */
 export function patchNormProgram(): Program {
@@ -88,29 +72,7 @@ export function cosineConvGradsProgram(): Program {
 export function cosineConvInputGradProgram(): Program {
   const bindings = [storage("da", "f32"), storage("g", "f32"), storage("w", "f32"), storage("x", "f32"), storage("dx", "f32", "read_write")];
   return perElement("cosineConvInputGrad", [], COS_CONV_U, bindings, `
-  let xw = i % u.W;
-  let xh = (i / u.W) % u.H;
-  let c = (i / (u.W * u.H)) % u.C;
-  let n = i / (u.W * u.H * u.C);
-  let P = u.Ho * u.Wo;
-  var s = 0.0;
   var gs = 0.0;
-  for (var ki = 0u; ki < u.kh; ki = ki + 1u) {
-    let th = i32(xh + u.ph) - i32(ki);
-    if (th < 0 || th % i32(u.sh) != 0) { continue; }
-    let oh = u32(th) / u.sh;
-    if (oh >= u.Ho) { continue; }
-    for (var kj = 0u; kj < u.kw; kj = kj + 1u) {
-      let tw = i32(xw + u.pw) - i32(kj);
-      if (tw < 0 || tw % i32(u.sw) != 0) { continue; }
-      let ow = u32(tw) / u.sw;
-      if (ow >= u.Wo) { continue; }
-      let p = oh * u.Wo + ow;
-      gs = gs + g[n * P + p];
-      for (var oc = 0u; oc < u.O; oc = oc + 1u) {
-        s = s + w[((oc * u.C + c) * u.kh + ki) * u.kw + kj] * da[(n * u.O + oc) * P + p];
-      }
-    }
-  }
+${convInputGather("da", "gs = gs + g[n * P + p];")}
   dx[i] = s + x[i] * gs;`);
 }

@@ -101,37 +101,38 @@ export const CONV_U = uniformBlock({
   count: "u32", N: "u32", C: "u32", H: "u32", W: "u32", O: "u32", kh: "u32", kw: "u32", sh: "u32", sw: "u32", ph: "u32", pw: "u32", Ho: "u32", Wo: "u32",
 });
 
-/** y[n,o,oh,ow] = b[o] + Σ_{c,i,j} w[o,c,i,j] x[n,c,oh·sh−ph+i,ow·sw−pw+j] */
-export function convForwardProgram(o: { bias: boolean }): Program {
-  const bindings = [storage("x", "f32"), storage("w", "f32"), storage("y", "f32", "read_write"), ...(o.bias ? [storage("b", "f32")] : [])];
-  return perElement("convForward", [o.bias], CONV_U, bindings, `
-  let ow = i % u.Wo;
-  let oh = (i / u.Wo) % u.Ho;
-  let oc = (i / (u.Wo * u.Ho)) % u.O;
-  let n = i / (u.Wo * u.Ho * u.O);
-  var s = ${o.bias ? "b[oc]" : "0.0"};
-  for (var c = 0u; c < u.C; c = c + 1u) {
+/**
+ * The in-bounds window of output (oh, ow), for the kernels over CONV_U-shaped uniforms (n, oh, ow in
+ * scope): `body` sees c, ki, kj and xi, the flat index of x[n, c, oh·sh−ph+ki, ow·sw−pw+kj].
+ */
+export function overWindow(body: string): string {
+  return `  for (var c = 0u; c < u.C; c = c + 1u) {
     for (var ki = 0u; ki < u.kh; ki = ki + 1u) {
       let hh = i32(oh * u.sh + ki) - i32(u.ph);
       if (hh < 0 || hh >= i32(u.H)) { continue; }
       for (var kj = 0u; kj < u.kw; kj = kj + 1u) {
         let ww = i32(ow * u.sw + kj) - i32(u.pw);
         if (ww < 0 || ww >= i32(u.W)) { continue; }
-        s = s + w[((oc * u.C + c) * u.kh + ki) * u.kw + kj] * x[((n * u.C + c) * u.H + u32(hh)) * u.W + u32(ww)];
+        let xi = ((n * u.C + c) * u.H + u32(hh)) * u.W + u32(ww);
+        ${body}
       }
     }
-  }
-  y[i] = s;`);
+  }`;
 }
 
-/** dx[n,c,h,w] = Σ over the outputs whose window covers (h, w): w[o,c,i,j] dy[n,o,oh,ow] (overwrites). */
-export function convInputGradProgram(): Program {
-  const bindings = [storage("dy", "f32"), storage("w", "f32"), storage("dx", "f32", "read_write")];
-  return perElement("convInputGrad", [], CONV_U, bindings, `
-  let xw = i % u.W;
+/**
+ * The gather of a convolution's input gradient, conv_dx(g, w), for input element i = (n, c, xh, xw):
+ *   s = Σ over the taps (ki, kj) and outputs (oh, ow) with oh·sh − ph + ki = xh, ow·sw − pw + kj = xw
+ *       of Σ_o w[o,c,ki,kj] grad[n,o,oh,ow]
+ * declaring xw, xh, c, n, P = Ho·Wo and `var s`; `perOutput` runs first at each such (oh, ow), with
+ * p = oh·Wo + ow.
+ */
+export function convInputGather(grad: string, perOutput = ""): string {
+  return `  let xw = i % u.W;
   let xh = (i / u.W) % u.H;
   let c = (i / (u.W * u.H)) % u.C;
   let n = i / (u.W * u.H * u.C);
+  let P = u.Ho * u.Wo;
   var s = 0.0;
   for (var ki = 0u; ki < u.kh; ki = ki + 1u) {
     let th = i32(xh + u.ph) - i32(ki);
@@ -143,11 +144,33 @@ export function convInputGradProgram(): Program {
       if (tw < 0 || tw % i32(u.sw) != 0) { continue; }
       let ow = u32(tw) / u.sw;
       if (ow >= u.Wo) { continue; }
+      let p = oh * u.Wo + ow;
+      ${perOutput}
       for (var oc = 0u; oc < u.O; oc = oc + 1u) {
-        s = s + w[((oc * u.C + c) * u.kh + ki) * u.kw + kj] * dy[((n * u.O + oc) * u.Ho + oh) * u.Wo + ow];
+        s = s + w[((oc * u.C + c) * u.kh + ki) * u.kw + kj] * ${grad}[(n * u.O + oc) * P + p];
       }
     }
-  }
+  }`;
+}
+
+/** y[n,o,oh,ow] = b[o] + Σ_{c,i,j} w[o,c,i,j] x[n,c,oh·sh−ph+i,ow·sw−pw+j] */
+export function convForwardProgram(o: { bias: boolean }): Program {
+  const bindings = [storage("x", "f32"), storage("w", "f32"), storage("y", "f32", "read_write"), ...(o.bias ? [storage("b", "f32")] : [])];
+  return perElement("convForward", [o.bias], CONV_U, bindings, `
+  let ow = i % u.Wo;
+  let oh = (i / u.Wo) % u.Ho;
+  let oc = (i / (u.Wo * u.Ho)) % u.O;
+  let n = i / (u.Wo * u.Ho * u.O);
+  var s = ${o.bias ? "b[oc]" : "0.0"};
+${overWindow("s = s + w[((oc * u.C + c) * u.kh + ki) * u.kw + kj] * x[xi];")}
+  y[i] = s;`);
+}
+
+/** dx[n,c,h,w] = Σ over the outputs whose window covers (h, w): w[o,c,i,j] dy[n,o,oh,ow] (overwrites). */
+export function convInputGradProgram(): Program {
+  const bindings = [storage("dy", "f32"), storage("w", "f32"), storage("dx", "f32", "read_write")];
+  return perElement("convInputGrad", [], CONV_U, bindings, `
+${convInputGather("dy")}
   dx[i] = s;`);
 }
 
