@@ -52,6 +52,34 @@ export function serialize(obj: Serializable | null): ConfigDict | null {
   return obj == null ? null : { className: obj.getClassName(), config: obj.getConfig() };
 }
 
+/** A Keras weight's three options (`<name>Initializer`, `<name>Regularizer`, `<name>Constraint`), parsed. */
+export interface WeightOptions {
+  initializer: Serializable;
+  regularizer: Serializable | null;
+  constraint: Serializable | null;
+}
+export function weightOptions(init: Identifier, reg: Identifier, con: Identifier, fallbackInit: string): WeightOptions {
+  return { initializer: getInitializer(init, fallbackInit), regularizer: getRegularizer(reg), constraint: getConstraint(con) };
+}
+/** addWeight's initializer, regularizer, trainable (true) and constraint arguments. */
+export function weightArgs(o: WeightOptions): [never, never, true, never] {
+  return [o.initializer as never, o.regularizer as never, true, o.constraint as never];
+}
+/**
+ * The config entries of named weights' options, serialised in Keras' order: every `<name>Initializer`,
+ * then every `<name>Regularizer`, then every `<name>Constraint`; an option a weight does not take is left out.
+ */
+export function weightConfig(weights: Record<string, Partial<WeightOptions>>): ConfigDict {
+  const out: ConfigDict = {};
+  for (const [part, suffix] of [["initializer", "Initializer"], ["regularizer", "Regularizer"], ["constraint", "Constraint"]] as const) {
+    for (const [name, o] of Object.entries(weights)) {
+      const v = o[part];
+      if (v !== undefined) out[`${name}${suffix}`] = serialize(v);
+    }
+  }
+  return out;
+}
+
 /**
  * A layer's base arguments with Keras 3's dtype policy (`{className: "DTypePolicy", config: {name}}`)
  * turned into the dtype name TensorFlow.js expects.

@@ -15,8 +15,8 @@
  */
 import { ConfigError } from "../errors.js";
 import {
-  ConfigDict, GradFn, Identifier, Kwargs, LayerArgs, Serializable, Shape, baseArgs, checkFinite, customOp, getConstraint, getInitializer,
-  getRegularizer, oneShape, oneTensor, serialize, tf,
+  ConfigDict, GradFn, Identifier, Kwargs, LayerArgs, Shape, WeightOptions, baseArgs, checkFinite, customOp, oneShape, oneTensor, tf, weightArgs,
+  weightConfig, weightOptions,
 } from "./common.js";
 
 type LayerVariable = ReturnType<tf.layers.Layer["addWeight"]>;
@@ -56,9 +56,7 @@ export class CosineDense extends tf.layers.Layer {
   static className = "CosineDense";
   readonly units: number;
   readonly epsilon: number;
-  private readonly kernelInitializer: Serializable;
-  private readonly kernelRegularizer: Serializable | null;
-  private readonly kernelConstraint: Serializable | null;
+  private readonly kernelOptions: WeightOptions;
   private kernel: LayerVariable | null = null;
 
   constructor(args: CosineDenseArgs) {
@@ -67,16 +65,14 @@ export class CosineDense extends tf.layers.Layer {
     if (!Number.isInteger(args?.units) || args.units < 1) throw new ConfigError("units", "a positive integer", String(args?.units), who);
     this.units = args.units;
     this.epsilon = checkFinite(args.epsilon ?? 1e-12, "epsilon", who);
-    this.kernelInitializer = getInitializer(args.kernelInitializer, "glorotUniform");
-    this.kernelRegularizer = getRegularizer(args.kernelRegularizer);
-    this.kernelConstraint = getConstraint(args.kernelConstraint);
+    this.kernelOptions = weightOptions(args.kernelInitializer, args.kernelRegularizer, args.kernelConstraint, "glorotUniform");
   }
 
   override build(inputShape: Shape | Shape[]): void {
     const s = oneShape(inputShape);
     const inF = s[s.length - 1];
     if (inF == null) throw new ConfigError("input", "a defined last axis", `shape [${s.join(", ")}]`, "CosineDense");
-    this.kernel = this.addWeight("kernel", [inF, this.units], "float32", this.kernelInitializer as never, this.kernelRegularizer as never, true, this.kernelConstraint as never);
+    this.kernel = this.addWeight("kernel", [inF, this.units], "float32", ...weightArgs(this.kernelOptions));
     this.built = true;
   }
 
@@ -99,9 +95,7 @@ export class CosineDense extends tf.layers.Layer {
     return {
       units: this.units,
       epsilon: this.epsilon,
-      kernelInitializer: serialize(this.kernelInitializer),
-      kernelRegularizer: serialize(this.kernelRegularizer),
-      kernelConstraint: serialize(this.kernelConstraint),
+      ...weightConfig({ kernel: this.kernelOptions }),
       ...super.getConfig(),
     };
   }
@@ -136,9 +130,7 @@ export class CosineConv2D extends tf.layers.Layer {
   readonly strides: [number, number];
   readonly padding: "valid" | "same";
   readonly epsilon: number;
-  private readonly kernelInitializer: Serializable;
-  private readonly kernelRegularizer: Serializable | null;
-  private readonly kernelConstraint: Serializable | null;
+  private readonly kernelOptions: WeightOptions;
   private kernel: LayerVariable | null = null;
 
   constructor(args: CosineConv2DArgs) {
@@ -152,15 +144,13 @@ export class CosineConv2D extends tf.layers.Layer {
     if (p !== "valid" && p !== "same") throw new ConfigError("padding", '"valid" or "same"', String(p), who);
     this.padding = p;
     this.epsilon = checkFinite(args.epsilon ?? 1e-12, "epsilon", who);
-    this.kernelInitializer = getInitializer(args.kernelInitializer, "glorotUniform");
-    this.kernelRegularizer = getRegularizer(args.kernelRegularizer);
-    this.kernelConstraint = getConstraint(args.kernelConstraint);
+    this.kernelOptions = weightOptions(args.kernelInitializer, args.kernelRegularizer, args.kernelConstraint, "glorotUniform");
   }
 
   override build(inputShape: Shape | Shape[]): void {
     const s = oneShape(inputShape);
     if (s.length !== 4 || s[3] == null) throw new ConfigError("input", "[N, H, W, C] with C defined", `shape [${s.join(", ")}]`, "CosineConv2D");
-    this.kernel = this.addWeight("kernel", [...this.kernelSize, s[3], this.filters], "float32", this.kernelInitializer as never, this.kernelRegularizer as never, true, this.kernelConstraint as never);
+    this.kernel = this.addWeight("kernel", [...this.kernelSize, s[3], this.filters], "float32", ...weightArgs(this.kernelOptions));
     this.built = true;
   }
 
@@ -192,9 +182,7 @@ export class CosineConv2D extends tf.layers.Layer {
       strides: this.strides,
       padding: this.padding,
       epsilon: this.epsilon,
-      kernelInitializer: serialize(this.kernelInitializer),
-      kernelRegularizer: serialize(this.kernelRegularizer),
-      kernelConstraint: serialize(this.kernelConstraint),
+      ...weightConfig({ kernel: this.kernelOptions }),
       ...super.getConfig(),
     };
   }

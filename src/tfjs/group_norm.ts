@@ -15,8 +15,8 @@
 import { ConfigError, ShapeError } from "../errors.js";
 import * as F from "../functional.js";
 import {
-  ConfigDict, GradFn, Identifier, Kwargs, LayerArgs, Serializable, Shape, baseArgs, checkFinite, customOp, fromNk, getConstraint, getInitializer,
-  getRegularizer, inversePerm, normkitKernelsHere, oneShape, oneTensor, positiveAxis, serialize, tf, toEndPerm, toNk,
+  ConfigDict, GradFn, Identifier, Kwargs, LayerArgs, Shape, WeightOptions, baseArgs, checkFinite, customOp, fromNk, getInitializer, inversePerm,
+  normkitKernelsHere, oneShape, oneTensor, positiveAxis, tf, toEndPerm, toNk, weightArgs, weightConfig, weightOptions,
 } from "./common.js";
 
 type LayerVariable = ReturnType<tf.layers.Layer["addWeight"]>;
@@ -126,12 +126,8 @@ export class GroupNormalization extends tf.layers.Layer {
   readonly scale: boolean;
   /** See {@link NormkitOption.useNormkitKernels}. */
   useNormkitKernels: boolean;
-  protected readonly betaInitializer: Serializable;
-  protected readonly gammaInitializer: Serializable;
-  protected readonly betaRegularizer: Serializable | null;
-  protected readonly gammaRegularizer: Serializable | null;
-  protected readonly betaConstraint: Serializable | null;
-  protected readonly gammaConstraint: Serializable | null;
+  protected readonly betaOptions: WeightOptions;
+  protected readonly gammaOptions: WeightOptions;
   protected gamma: LayerVariable | null = null;
   protected beta: LayerVariable | null = null;
   /** The channel axis, positive, once built. */
@@ -147,12 +143,8 @@ export class GroupNormalization extends tf.layers.Layer {
     this.center = args.center ?? true;
     this.scale = args.scale ?? true;
     this.useNormkitKernels = args.useNormkitKernels ?? false;
-    this.betaInitializer = getInitializer(args.betaInitializer, "zeros");
-    this.gammaInitializer = getInitializer(args.gammaInitializer, "ones");
-    this.betaRegularizer = getRegularizer(args.betaRegularizer);
-    this.gammaRegularizer = getRegularizer(args.gammaRegularizer);
-    this.betaConstraint = getConstraint(args.betaConstraint);
-    this.gammaConstraint = getConstraint(args.gammaConstraint);
+    this.betaOptions = weightOptions(args.betaInitializer, args.betaRegularizer, args.betaConstraint, "zeros");
+    this.gammaOptions = weightOptions(args.gammaInitializer, args.gammaRegularizer, args.gammaConstraint, "ones");
     this.supportsMasking = true;
   }
 
@@ -169,8 +161,8 @@ export class GroupNormalization extends tf.layers.Layer {
 
   override build(inputShape: Shape | Shape[]): void {
     const dim = this.channels(oneShape(inputShape));
-    this.gamma = this.scale ? this.addWeight("gamma", [dim], "float32", this.gammaInitializer as never, this.gammaRegularizer as never, true, this.gammaConstraint as never) : null;
-    this.beta = this.center ? this.addWeight("beta", [dim], "float32", this.betaInitializer as never, this.betaRegularizer as never, true, this.betaConstraint as never) : null;
+    this.gamma = this.scale ? this.addWeight("gamma", [dim], "float32", ...weightArgs(this.gammaOptions)) : null;
+    this.beta = this.center ? this.addWeight("beta", [dim], "float32", ...weightArgs(this.betaOptions)) : null;
     this.built = true;
   }
 
@@ -202,12 +194,7 @@ export class GroupNormalization extends tf.layers.Layer {
       epsilon: this.epsilon,
       center: this.center,
       scale: this.scale,
-      betaInitializer: serialize(this.betaInitializer),
-      gammaInitializer: serialize(this.gammaInitializer),
-      betaRegularizer: serialize(this.betaRegularizer),
-      gammaRegularizer: serialize(this.gammaRegularizer),
-      betaConstraint: serialize(this.betaConstraint),
-      gammaConstraint: serialize(this.gammaConstraint),
+      ...weightConfig({ beta: this.betaOptions, gamma: this.gammaOptions }),
       ...super.getConfig(),
     };
   }
@@ -249,8 +236,8 @@ export class InstanceNormalization extends GroupNormalization {
 
   override build(inputShape: Shape | Shape[]): void {
     if (this.instanceAxis !== null) return super.build(inputShape);
-    this.gamma = this.scale ? this.addWeight("gamma", [1], "float32", this.gammaInitializer as never, this.gammaRegularizer as never, true, this.gammaConstraint as never) : null;
-    this.beta = this.center ? this.addWeight("beta", [1], "float32", this.betaInitializer as never, this.betaRegularizer as never, true, this.betaConstraint as never) : null;
+    this.gamma = this.scale ? this.addWeight("gamma", [1], "float32", ...weightArgs(this.gammaOptions)) : null;
+    this.beta = this.center ? this.addWeight("beta", [1], "float32", ...weightArgs(this.betaOptions)) : null;
     this.built = true;
   }
 

@@ -19,8 +19,8 @@ import { ConfigError, ShapeError } from "../errors.js";
 import { SwitchableNorm2d, SwitchableNorm3d } from "../nn/switchable_norm.js";
 import type { NormkitOption } from "./group_norm.js";
 import {
-  ConfigDict, GradFn, Identifier, Kwargs, LayerArgs, Serializable, Shape, baseArgs, checkFinite, customOp, fromNk, getConstraint, getInitializer,
-  getRegularizer, normkitKernelsHere, oneShape, oneTensor, serialize, tf, toNk,
+  ConfigDict, GradFn, Identifier, Kwargs, LayerArgs, Serializable, Shape, WeightOptions, baseArgs, checkFinite, customOp, fromNk, getInitializer,
+  normkitKernelsHere, oneShape, oneTensor, tf, toNk, weightArgs, weightConfig, weightOptions,
 } from "./common.js";
 
 type LayerVariable = ReturnType<tf.layers.Layer["addWeight"]>;
@@ -136,9 +136,10 @@ export class SwitchableNormalization extends tf.layers.Layer {
   readonly variance: "reference" | "paper";
   /** See {@link NormkitOption.useNormkitKernels}. */
   useNormkitKernels: boolean;
-  private readonly inits: Record<"gamma" | "beta" | "weights" | "movingMean" | "movingVariance", Serializable>;
-  private readonly regs: Record<"gamma" | "beta", Serializable | null>;
-  private readonly cons: Record<"gamma" | "beta", Serializable | null>;
+  /** γ's and β's Keras options. */
+  private readonly affine: Record<"gamma" | "beta", WeightOptions>;
+  /** The initialisers of the weights that take no regularizer or constraint. */
+  private readonly inits: Record<"weights" | "movingMean" | "movingVariance", Serializable>;
   private gamma: LayerVariable | null = null;
   private beta: LayerVariable | null = null;
   private meanWeight: LayerVariable | null = null;
@@ -158,15 +159,15 @@ export class SwitchableNormalization extends tf.layers.Layer {
     if (v !== "reference" && v !== "paper") throw new ConfigError("variance", '"reference" or "paper"', String(v), who);
     this.variance = v;
     this.useNormkitKernels = args.useNormkitKernels ?? false;
+    this.affine = {
+      gamma: weightOptions(args.gammaInitializer, args.gammaRegularizer, args.gammaConstraint, "ones"),
+      beta: weightOptions(args.betaInitializer, args.betaRegularizer, args.betaConstraint, "zeros"),
+    };
     this.inits = {
-      gamma: getInitializer(args.gammaInitializer, "ones"),
-      beta: getInitializer(args.betaInitializer, "zeros"),
       weights: getInitializer(args.weightsInitializer, "ones"),
       movingMean: getInitializer(args.movingMeanInitializer, "zeros"),
       movingVariance: getInitializer(args.movingVarianceInitializer, "zeros"),
     };
-    this.regs = { gamma: getRegularizer(args.gammaRegularizer), beta: getRegularizer(args.betaRegularizer) };
-    this.cons = { gamma: getConstraint(args.gammaConstraint), beta: getConstraint(args.betaConstraint) };
   }
 
   override build(inputShape: Shape | Shape[]): void {
@@ -176,8 +177,8 @@ export class SwitchableNormalization extends tf.layers.Layer {
     const C = s[s.length - 1];
     if (C == null) throw new ShapeError("input", "a defined channel dimension (the last axis)", `shape [${s.join(", ")}]`, who);
     const k = this.usingBn ? 3 : 2;
-    this.gamma = this.addWeight("gamma", [C], "float32", this.inits.gamma as never, this.regs.gamma as never, true, this.cons.gamma as never);
-    this.beta = this.addWeight("beta", [C], "float32", this.inits.beta as never, this.regs.beta as never, true, this.cons.beta as never);
+    this.gamma = this.addWeight("gamma", [C], "float32", ...weightArgs(this.affine.gamma));
+    this.beta = this.addWeight("beta", [C], "float32", ...weightArgs(this.affine.beta));
     this.meanWeight = this.addWeight("mean_weight", [k], "float32", this.inits.weights as never, undefined, true);
     this.varWeight = this.addWeight("var_weight", [k], "float32", this.inits.weights as never, undefined, true);
     if (this.usingBn) {
@@ -270,15 +271,13 @@ export class SwitchableNormalization extends tf.layers.Layer {
       usingMovingAverage: this.usingMovingAverage,
       usingBn: this.usingBn,
       variance: this.variance,
-      gammaInitializer: serialize(this.inits.gamma),
-      betaInitializer: serialize(this.inits.beta),
-      weightsInitializer: serialize(this.inits.weights),
-      movingMeanInitializer: serialize(this.inits.movingMean),
-      movingVarianceInitializer: serialize(this.inits.movingVariance),
-      gammaRegularizer: serialize(this.regs.gamma),
-      betaRegularizer: serialize(this.regs.beta),
-      gammaConstraint: serialize(this.cons.gamma),
-      betaConstraint: serialize(this.cons.beta),
+      ...weightConfig({
+        gamma: this.affine.gamma,
+        beta: this.affine.beta,
+        weights: { initializer: this.inits.weights },
+        movingMean: { initializer: this.inits.movingMean },
+        movingVariance: { initializer: this.inits.movingVariance },
+      }),
       ...super.getConfig(),
     };
   }
