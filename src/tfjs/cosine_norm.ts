@@ -40,6 +40,12 @@ export function normalizeOp(axis: number, eps: number): (t: tf.Tensor) => tf.Ten
   return (t) => op(t);
 }
 
+/** Ŵ: the kernel with each output's column (every axis but the last, flattened) of unit norm, u = t / max(‖t‖, eps). */
+function unitColumns(kernel: tf.Tensor, eps: number): tf.Tensor {
+  const out = kernel.shape[kernel.rank - 1]!;
+  return tf.reshape(normalizeOp(0, eps)(tf.reshape(kernel, [kernel.size / out, out])), kernel.shape);
+}
+
 export interface CosineDenseArgs extends LayerArgs {
   /** Output units. Required. */
   units: number;
@@ -86,7 +92,7 @@ export class CosineDense extends tf.layers.Layer {
       const x = oneTensor(inputs);
       const inF = x.shape[x.rank - 1]!;
       const xhat = normalizeOp(1, this.epsilon)(tf.reshape(x, [-1, inF]));
-      const what = normalizeOp(0, this.epsilon)(this.kernel!.read());
+      const what = unitColumns(this.kernel!.read(), this.epsilon);
       return tf.reshape(tf.matMul(xhat, what), [...x.shape.slice(0, -1), this.units]);
     });
   }
@@ -168,7 +174,7 @@ export class CosineConv2D extends tf.layers.Layer {
       const x = oneTensor(inputs) as tf.Tensor4D;
       const k = this.kernel!.read();
       const [kh, kw, inC] = k.shape as [number, number, number, number];
-      const what = tf.reshape(normalizeOp(0, this.epsilon)(tf.reshape(k, [kh * kw * inC, this.filters])), [kh, kw, inC, this.filters]) as tf.Tensor4D;
+      const what = unitColumns(k, this.epsilon) as tf.Tensor4D;
       const z = tf.conv2d(x, what, this.strides, this.padding);
       const q = tf.conv2d(tf.square(x), tf.ones([kh, kw, inC, 1]) as tf.Tensor4D, this.strides, this.padding);
       return tf.div(z, tf.sqrt(tf.maximum(q, this.epsilon * this.epsilon)));
