@@ -115,6 +115,11 @@ export function inversePerm(perm: readonly number[]): number[] {
   perm.forEach((p, i) => (inv[p] = i));
   return inv;
 }
+/** f of x with `axes` (positive, sorted) moved to the end, its result moved back. */
+export function withAxesAtEnd(x: tf.Tensor, axes: readonly number[], f: (xt: tf.Tensor) => tf.Tensor): tf.Tensor {
+  const perm = toEndPerm(x.rank, axes);
+  return perm ? tf.transpose(f(tf.transpose(x, perm)), inversePerm(perm)) : f(x);
+}
 
 export function checkFinite(v: unknown, name: string, who: string, min = 0): number {
   if (typeof v !== "number" || !Number.isFinite(v) || v < min) throw new ConfigError(name, `a finite number ≥ ${min}`, String(v), who);

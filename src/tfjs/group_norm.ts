@@ -15,8 +15,8 @@
 import { ConfigError, ShapeError } from "../errors.js";
 import * as F from "../functional.js";
 import {
-  ConfigDict, GradFn, Identifier, Kwargs, LayerArgs, Shape, WeightOptions, baseArgs, checkFinite, customOp, fromNk, getInitializer, inversePerm,
-  normkitKernelsHere, oneShape, oneTensor, positiveAxis, tf, toEndPerm, toNk, weightArgs, weightConfig, weightOptions,
+  ConfigDict, GradFn, Identifier, Kwargs, LayerArgs, Shape, WeightOptions, baseArgs, checkFinite, customOp, fromNk, getInitializer, normkitKernelsHere,
+  oneShape, oneTensor, positiveAxis, tf, toNk, weightArgs, weightConfig, weightOptions, withAxesAtEnd,
 } from "./common.js";
 
 type LayerVariable = ReturnType<tf.layers.Layer["addWeight"]>;
@@ -160,10 +160,21 @@ export class GroupNormalization extends tf.layers.Layer {
   }
 
   override build(inputShape: Shape | Shape[]): void {
-    const dim = this.channels(oneShape(inputShape));
+    this.addAffine(this.channels(oneShape(inputShape)));
+  }
+
+  /** γ (with scale) and β (with center) of `dim` values; the layer is then built. */
+  protected addAffine(dim: number): void {
     this.gamma = this.scale ? this.addWeight("gamma", [dim], "float32", ...weightArgs(this.gammaOptions)) : null;
     this.beta = this.center ? this.addWeight("beta", [dim], "float32", ...weightArgs(this.betaOptions)) : null;
     this.built = true;
+  }
+
+  /** The statistics op on x4 [A, M, G, Cg] with this layer's γ, β and epsilon. */
+  protected normalize(x4: tf.Tensor): tf.Tensor {
+    const op = statsOp(this.useNormkitKernels, true, !!this.gamma, !!this.beta, this.epsilon);
+    const params = [this.gamma, this.beta].filter((v): v is LayerVariable => v !== null).map((v) => v.read());
+    return op(x4, ...params);
   }
 
   override computeOutputShape(inputShape: Shape | Shape[]): Shape | Shape[] {
@@ -172,18 +183,12 @@ export class GroupNormalization extends tf.layers.Layer {
 
   override call(inputs: tf.Tensor | tf.Tensor[], _kwargs: Kwargs): tf.Tensor {
     return tf.tidy(() => {
-      const x = oneTensor(inputs);
-      const rank = x.rank;
-      const perm = toEndPerm(rank, [this.channelAxis]);
-      const xt = perm ? tf.transpose(x, perm) : x;
-      const C = xt.shape[rank - 1]!;
-      const N = xt.shape[0]!;
-      const M = C === 0 || N === 0 ? 0 : xt.size / (N * C);
-      const x4 = tf.reshape(xt, [N, M, this.groups, C / this.groups]);
-      const op = statsOp(this.useNormkitKernels, true, !!this.gamma, !!this.beta, this.epsilon);
-      const params = [this.gamma, this.beta].filter((v): v is LayerVariable => v !== null).map((v) => v.read());
-      const y = tf.reshape(op(x4, ...params), xt.shape);
-      return perm ? tf.transpose(y, inversePerm(perm)) : y;
+      return withAxesAtEnd(oneTensor(inputs), [this.channelAxis], (xt) => {
+        const C = xt.shape[xt.rank - 1]!;
+        const N = xt.shape[0]!;
+        const M = C === 0 || N === 0 ? 0 : xt.size / (N * C);
+        return tf.reshape(this.normalize(tf.reshape(xt, [N, M, this.groups, C / this.groups])), xt.shape);
+      });
     });
   }
 
@@ -236,9 +241,7 @@ export class InstanceNormalization extends GroupNormalization {
 
   override build(inputShape: Shape | Shape[]): void {
     if (this.instanceAxis !== null) return super.build(inputShape);
-    this.gamma = this.scale ? this.addWeight("gamma", [1], "float32", ...weightArgs(this.gammaOptions)) : null;
-    this.beta = this.center ? this.addWeight("beta", [1], "float32", ...weightArgs(this.betaOptions)) : null;
-    this.built = true;
+    this.addAffine(1);
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
@@ -246,10 +249,7 @@ export class InstanceNormalization extends GroupNormalization {
     return tf.tidy(() => {
       const x = oneTensor(inputs);
       const N = x.shape[0]!;
-      const x4 = tf.reshape(x, [N, N === 0 ? 0 : x.size / N, 1, 1]);
-      const op = statsOp(this.useNormkitKernels, true, !!this.gamma, !!this.beta, this.epsilon);
-      const params = [this.gamma, this.beta].filter((v): v is LayerVariable => v !== null).map((v) => v.read());
-      return tf.reshape(op(x4, ...params), x.shape);
+      return tf.reshape(this.normalize(tf.reshape(x, [N, N === 0 ? 0 : x.size / N, 1, 1])), x.shape);
     });
   }
 
@@ -314,13 +314,10 @@ export class RMSNormalization extends tf.layers.Layer {
   override call(inputs: tf.Tensor | tf.Tensor[], _kwargs: Kwargs): tf.Tensor {
     return tf.tidy(() => {
       const x = oneTensor(inputs);
-      const perm = toEndPerm(x.rank, this.axes);
-      const xt = perm ? tf.transpose(x, perm) : x;
       const K = this.axes.reduce((k, a) => k * x.shape[a]!, 1);
       const R = K === 0 ? 0 : x.size / K;
       const op = statsOp(this.useNormkitKernels, false, true, false, this.epsilon);
-      const y = tf.reshape(op(tf.reshape(xt, [R, 1, 1, K]), tf.reshape(this.scaleWeight!.read(), [K])), xt.shape);
-      return perm ? tf.transpose(y, inversePerm(perm)) : y;
+      return withAxesAtEnd(x, this.axes, (xt) => tf.reshape(op(tf.reshape(xt, [R, 1, 1, K]), tf.reshape(this.scaleWeight!.read(), [K])), xt.shape));
     });
   }
 
