@@ -14,6 +14,7 @@
  * √max(‖c_p‖², eps²) (the same value; below eps no gradient reaches the norm, as in normkit).
  */
 import { ConfigError } from "../errors.js";
+import { checkPositiveInt } from "../nn/validate.js";
 import {
   ConfigDict, GradFn, Identifier, Kwargs, LayerArgs, Shape, WeightOptions, baseArgs, checkFinite, customOp, oneShape, oneTensor, tf, weightArgs,
   weightConfig, weightOptions,
@@ -68,8 +69,7 @@ export class CosineDense extends tf.layers.Layer {
   constructor(args: CosineDenseArgs) {
     super(baseArgs(args));
     const who = "CosineDense";
-    if (!Number.isInteger(args?.units) || args.units < 1) throw new ConfigError("units", "a positive integer", String(args?.units), who);
-    this.units = args.units;
+    this.units = checkPositiveInt(args?.units, "units", who);
     this.epsilon = checkFinite(args.epsilon ?? 1e-12, "epsilon", who);
     this.kernelOptions = weightOptions(args.kernelInitializer, args.kernelRegularizer, args.kernelConstraint, "glorotUniform");
   }
@@ -142,8 +142,7 @@ export class CosineConv2D extends tf.layers.Layer {
   constructor(args: CosineConv2DArgs) {
     super(baseArgs(args));
     const who = "CosineConv2D";
-    if (!Number.isInteger(args?.filters) || args.filters < 1) throw new ConfigError("filters", "a positive integer", String(args?.filters), who);
-    this.filters = args.filters;
+    this.filters = checkPositiveInt(args?.filters, "filters", who);
     this.kernelSize = pair(args.kernelSize, "kernelSize");
     this.strides = pair(args.strides ?? 1, "strides");
     const p = args.padding ?? "valid";
