@@ -5,7 +5,7 @@ import { Conv2dGeometry, Workspace, conv2dGeometry } from "../kernels/contract/o
 import { DType, Tensor } from "../tensor.js";
 import { initUniform } from "./linear.js";
 import { checkDType, checkDTypeOf, checkGradShape, checkPositiveInt } from "./validate.js";
-import { Module, Parameter, makeParameter, requireCache } from "./module.js";
+import { Module, Parameter, makeParameter, requireCache, writeGrads } from "./module.js";
 
 export interface Conv2dOptions {
   /** Channels of the input (axis 1). Required, a positive integer. */
@@ -147,8 +147,10 @@ export class Conv2d extends Module {
 
   private gradients(dx: Tensor | null, dy: Tensor, c: { x: Tensor; g: Conv2dGeometry }): void {
     this.workspace ??= this.device.ops.createWorkspace();
-    this.device.ops.conv2dBackward({
-      dx, dweight: this.weight.grad, dbias: this.bias?.grad ?? null, dy, x: c.x, weight: this.weight.value, geometry: c.g, workspace: this.workspace,
-    });
+    const workspace = this.workspace;
+    // += into the gradients, or = where zeroGrad left them marked zero (writeGrads)
+    writeGrads([this.weight, this.bias], ([dweight, dbias], accumulate) => this.device.ops.conv2dBackward({
+      dx, dweight: dweight!, dbias: dbias ?? null, dy, x: c.x, weight: this.weight.value, geometry: c.g, workspace, accumulate,
+    }));
   }
 }

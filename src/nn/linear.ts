@@ -3,7 +3,7 @@ import { ConfigError, ShapeError, fmtShape } from "../errors.js";
 import type { Device } from "../kernels/contract/device.js";
 import { uniform } from "../rng.js";
 import { DType, Tensor } from "../tensor.js";
-import { Module, Parameter, makeParameter, requireCache } from "./module.js";
+import { Module, Parameter, makeParameter, requireCache, writeGrads } from "./module.js";
 import { checkDType, checkDTypeOf, checkGradShape, checkPositiveInt } from "./validate.js";
 
 export interface LinearOptions {
@@ -107,9 +107,10 @@ export class Linear extends Module {
   }
 
   private gradients(dx: Tensor | null, dy: Tensor, c: { x: Tensor; rows: number }): void {
-    this.device.ops.linearBackward({
-      dx, dweight: this.weight.grad, dbias: this.bias?.grad ?? null, dy, x: c.x, weight: this.weight.value, rows: c.rows,
-      inF: this.inFeatures, outF: this.outFeatures,
-    });
+    // += into the gradients, or = where zeroGrad left them marked zero (writeGrads)
+    writeGrads([this.weight, this.bias], ([dweight, dbias], accumulate) => this.device.ops.linearBackward({
+      dx, dweight: dweight!, dbias: dbias ?? null, dy, x: c.x, weight: this.weight.value, rows: c.rows,
+      inF: this.inFeatures, outF: this.outFeatures, accumulate,
+    }));
   }
 }

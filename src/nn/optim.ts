@@ -8,7 +8,7 @@
 import { ConfigError, DeviceError } from "../errors.js";
 import type { Device } from "../kernels/contract/device.js";
 import { deviceOf } from "../kernels/cpu.js";
-import type { Parameter } from "./module.js";
+import { type Parameter, zeroGradOf } from "./module.js";
 import type { Tensor } from "../tensor.js";
 
 /**
@@ -31,9 +31,9 @@ class StateOf {
   }
 }
 
-/** Sets every parameter's grad to 0 on its device. */
+/** Sets every parameter's grad to 0 on its device (a layer's parameter: marked zero, see LayerParameter). */
 function zeroGrads(params: readonly Parameter[], ctx: string): void {
-  for (const p of params) deviceOf(p.grad, ctx).fill(p.grad, 0);
+  for (const p of params) zeroGradOf(p, ctx);
 }
 
 function checkNumber(v: unknown, name: string, ok: (x: number) => boolean, want: string, ctx: string): number {

@@ -10,7 +10,7 @@ import type { Workspace } from "../kernels/contract/ops.js";
 import { Tensor } from "../tensor.js";
 import type { Conv2d } from "./conv2d.js";
 import type { Linear } from "./linear.js";
-import { Module, Parameter, makeParameter, requireCache } from "./module.js";
+import { Module, Parameter, makeParameter, requireCache, zeroGradOf } from "./module.js";
 
 export interface WeightNormOptions {
   /** 0: one norm per output unit (PyTorch's default); null: one norm over the whole weight. Default 0. */
@@ -113,9 +113,10 @@ export class WeightNorm extends Module {
   /** Returns dx; accumulates (+=) into the grads of g, v and bias. */
   backward(dy: Tensor): Tensor {
     requireCache(this.cache, "WeightNorm");
-    const dW = this.layer.weight.grad;
-    this.device.fill(dW, 0); // the wrapped layer accumulates: clear it to read this call's dW alone
+    // the wrapped layer accumulates: its dW set to 0 first (marked, or filled) to read this call's dW alone
+    zeroGradOf(this.layer.weight, "WeightNorm.backward");
     const dx = this.layer.backward(dy);
+    const dW = this.layer.weight.grad;
     this.device.ops.weightNormBackward({ dg: this.g.grad, dv: this.v.grad, dweight: dW, v: this.v.value, groups: this.R, size: this.S, state: this.state! });
     return dx;
   }

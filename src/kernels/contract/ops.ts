@@ -74,18 +74,21 @@ export interface OpKernels<T extends Tensor = Tensor> {
 
   /** y[r, o] = b[o] + Σ_k x[r, k]·W[o, k] over `rows` rows (x: [rows, inF], W: [outF, inF]). */
   linear(o: { readonly y: T; readonly x: T; readonly weight: T; readonly bias: T | null; readonly rows: number; readonly inF: number; readonly outF: number }): void;
-  /** dx = dy·W (overwritten; null to skip); dW += dyᵀ·x; db += Σ_r dy. */
+  /**
+   * dx = dy·W (overwritten; null to skip); dW += dyᵀ·x; db += Σ_r dy — or, with `accumulate` false,
+   * dW = dyᵀ·x and db = Σ_r dy (overwritten: a gradient that zeroGrad marked zero). Default true.
+   */
   linearBackward(o: {
     readonly dx: T | null; readonly dweight: T; readonly dbias: T | null; readonly dy: T; readonly x: T; readonly weight: T;
-    readonly rows: number; readonly inF: number; readonly outF: number;
+    readonly rows: number; readonly inF: number; readonly outF: number; readonly accumulate?: boolean;
   }): void;
 
   /** y[n,o,oh,ow] = b[o] + Σ_{c,i,j} W[o,c,i,j]·x[n, c, oh·sh − ph + i, ow·sw − pw + j]. */
   conv2d(o: { readonly y: T; readonly x: T; readonly weight: T; readonly bias: T | null; readonly geometry: Conv2dGeometry; readonly workspace: Workspace }): void;
-  /** dx (overwritten; null to skip), dW += Σ dy·x-patches, db += Σ dy. */
+  /** dx (overwritten; null to skip), dW += Σ dy·x-patches, db += Σ dy; with `accumulate` false (default true) dW and db are overwritten. */
   conv2dBackward(o: {
     readonly dx: T | null; readonly dweight: T; readonly dbias: T | null; readonly dy: T; readonly x: T; readonly weight: T;
-    readonly geometry: Conv2dGeometry; readonly workspace: Workspace;
+    readonly geometry: Conv2dGeometry; readonly workspace: Workspace; readonly accumulate?: boolean;
   }): void;
 
   /** y = max(x, 0) */

@@ -61,16 +61,20 @@ export const hostOps: OpKernels<Tensor> = {
 
   linear: (o) => void linearForward(o.y.data, o.x.data, o.weight.data, dataOf(o.bias), o.rows, o.inF, o.outF),
   linearBackward(o) {
-    // dx is written, not accumulated: the kernel's `accumulate` applies to every output, so dx starts at 0
-    o.dx?.data.fill(0);
-    linearBackward(dataOf(o.dx), o.dweight.data, dataOf(o.dbias), o.dy.data, o.x.data, o.weight.data, o.rows, o.inF, o.outF, true);
+    // The kernel's `accumulate` applies to every output: overwriting, it writes dx as well; adding
+    // into the gradients, dx (always overwritten) starts at 0.
+    const accumulate = o.accumulate ?? true;
+    if (accumulate) o.dx?.data.fill(0);
+    linearBackward(dataOf(o.dx), o.dweight.data, dataOf(o.dbias), o.dy.data, o.x.data, o.weight.data, o.rows, o.inF, o.outF, accumulate);
   },
 
   conv2d: (o) => void conv2dForward(o.y.data, o.x.data, o.weight.data, dataOf(o.bias), o.geometry, (o.workspace as HostWorkspace).get(conv2dScratchSize(o.geometry))),
   conv2dBackward(o) {
-    o.dx?.data.fill(0);
+    // as linearBackward: one `accumulate` for every output of the kernel
+    const accumulate = o.accumulate ?? true;
+    if (accumulate) o.dx?.data.fill(0);
     conv2dBackward(dataOf(o.dx), o.dweight.data, dataOf(o.dbias), o.dy.data, o.x.data, o.weight.data, o.geometry,
-      (o.workspace as HostWorkspace).get(conv2dScratchSize(o.geometry)), true);
+      (o.workspace as HostWorkspace).get(conv2dScratchSize(o.geometry)), accumulate);
   },
 
   relu(o) {

@@ -50,6 +50,12 @@ export class WebGpuOps implements OpKernels<GpuTensor> {
   private run(run: GpuRun): void {
     if (run.length) this.ctx.submit(run);
   }
+  /** Zeroes the buffers (queued before whatever is submitted next). */
+  private clear(buffers: GPUBuffer[]): void {
+    const enc = this.ctx.device.createCommandEncoder();
+    for (const b of buffers) enc.clearBuffer(b);
+    this.ctx.scoped(() => this.ctx.device.queue.submit([enc.finish()]));
+  }
 
   createWorkspace(): Workspace {
     return new Scratch(this.ctx); // the engine's named buffers serve as a Workspace
@@ -76,6 +82,8 @@ export class WebGpuOps implements OpKernels<GpuTensor> {
   }
 
   linearBackward(o: A<"linearBackward">): void {
+    // overwriting dW and db: zeroed first, then the same accumulating kernels
+    if (o.accumulate === false) this.clear(o.dbias ? [o.dweight.buffer, o.dbias.buffer] : [o.dweight.buffer]);
     if (o.rows === 0) return;
     const { rows, inF, outF } = o;
     const run: GpuRun = [];
@@ -98,6 +106,7 @@ export class WebGpuOps implements OpKernels<GpuTensor> {
   }
 
   conv2dBackward(o: A<"conv2dBackward">): void {
+    if (o.accumulate === false) this.clear(o.dbias ? [o.dweight.buffer, o.dbias.buffer] : [o.dweight.buffer]);
     const g = o.geometry;
     if (g.N === 0) return;
     const run: GpuRun = [];
