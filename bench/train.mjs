@@ -36,7 +36,7 @@ function fail(msg) {
 function parseArgs(argv) {
   const o = {
     json: null, methods: ALL_METHODS, batches: [64, 8, 4], threads: [1, 2], rounds: 5, window: 0.5,
-    tfjsWindows: 3, tfjsMethods: ["none", "batch_norm"], pytorch: true, tfjs: true,
+    tfjsWindows: 3, tfjsMethods: ["none", "batch_norm", "group_norm", "layer_norm", "instance_norm"], pytorch: true, tfjs: true,
   };
   const list = (v, f) => v.split(",").map((s) => s.trim()).filter(Boolean).map(f);
   for (let i = 0; i < argv.length; i++) {
@@ -62,7 +62,7 @@ function parseArgs(argv) {
       case "--no-pytorch": o.pytorch = false; break;
       case "--no-tfjs": o.tfjs = false; break;
       case "-h": case "--help":
-        console.log("usage: npm run bench:train -- [--json FILE] [--methods a,b] [--batches 64,8,4] [--threads 1,2] [--rounds 5] [--window 0.5] [--tfjs-windows 3] [--tfjs-methods none,batch_norm] [--no-pytorch] [--no-tfjs]");
+        console.log("usage: npm run bench:train -- [--json FILE] [--methods a,b] [--batches 64,8,4] [--threads 1,2] [--rounds 5] [--window 0.5] [--tfjs-windows 3] [--tfjs-methods none,batch_norm,group_norm,layer_norm,instance_norm] [--no-pytorch] [--no-tfjs]");
         process.exit(0);
       default: fail(`unknown option "${a}"`);
     }
