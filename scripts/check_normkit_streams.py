@@ -4,13 +4,16 @@ run's initial state dict and first two epochs' batch orderings, as the twins bui
 through buildModel / buildRnn / shuffledOrder / twoClassOrder). Every element must be equal: float32
 tensors compared as their bit patterns, orderings as integers.
 
-  npm run build && /usr/bin/python3 scripts/check_normkit_streams.py [--seeds 0,1,7]
+  npm run build && /usr/bin/python3 scripts/check_normkit_streams.py [--seeds 0,1,7] [--write-digests FILE]
 
 Runs compared: shuffle (cnn and mlp, every method of the twin, orderings shuffled and two_class), learning-rate
 (batch 64; one rate: the rate draws nothing), rnn (none, layer_norm, batch_norm at batch 8 and 64) and devices
 (its whole grid), for each seed. Exits 1 on any difference or any run missing on one side.
+--write-digests FILE: once every element matched, writes the SHA-256 of each of normkit's dump lines to FILE
+(test/data/normkit-streams-digests.json), so that `npm test` (test/unit/normkit_streams.test.ts) notices,
+without PyTorch, when normkit's draws change and this port must follow.
 """
-import base64, json, os, subprocess, sys
+import base64, hashlib, json, os, subprocess, sys
 
 import numpy as np
 
@@ -27,9 +30,15 @@ def key(r):
     return "|".join(cell)
 
 
-def lines(cmd):
+def lines(cmd, raw=None):
     out = subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.PIPE).stdout.decode()
-    return {key(r): r for r in map(json.loads, out.splitlines()) if r}
+    recs = {}
+    for line in out.splitlines():
+        r = json.loads(line)
+        recs[key(r)] = r
+        if raw is not None:
+            raw[key(r)] = hashlib.sha256(line.encode()).hexdigest()
+    return recs
 
 
 def array(entry):
@@ -38,7 +47,8 @@ def array(entry):
 
 
 py = sys.executable
-ours = lines(["node", "scripts/dump-streams.mjs", "--seeds", seeds])
+digests = {}
+ours = lines(["node", "scripts/dump-streams.mjs", "--seeds", seeds], digests)
 twin = {}
 for cmd in (["docs/pytorch_experiments.py", DIGITS, "--experiment", "shuffle", "--seeds", seeds, "--sn", SN],
             ["docs/pytorch_experiments.py", DIGITS, "--experiment", "learning-rate", "--lrs", "0.1", "--seeds", seeds, "--sn", SN],
@@ -87,3 +97,12 @@ if bad:
     print(f"{len(bad)} differences:\n" + "\n".join(bad[:50]))
     sys.exit(1)
 print("every element equal: the twins start from normkit's initial weights and see normkit's batch orderings")
+if "--write-digests" in sys.argv:
+    path = sys.argv[sys.argv.index("--write-digests") + 1]
+    with open(path, "w") as f:
+        json.dump({"note": "SHA-256 of each line of `node scripts/dump-streams.mjs --seeds " + seeds + "`, written by "
+                   "scripts/check_normkit_streams.py --write-digests after every element of those runs matched the PyTorch "
+                   "twins' port (docs/normkit_streams.py)", "seeds": [int(x) for x in seeds.split(",")],
+                   "digests": dict(sorted(digests.items()))}, f, indent=1)
+        f.write("\n")
+    print(f"wrote {path}")

@@ -3,7 +3,7 @@
 // initial state dict and its first two epochs' batch orderings (the sample indices, batch after batch,
 // flattened), for scripts/check_normkit_streams.py to compare bit for bit with docs/normkit_streams.py's port
 // (the PyTorch twins' --dump-streams).
-//   npm run build && node scripts/dump-streams.mjs [--seeds 0,1] > normkit-streams.jsonl
+//   npm run build && node scripts/dump-streams.mjs [--seeds 0,1] [--digest] > normkit-streams.jsonl
 // Runs: shuffle (every arch × method of the twin, orderings shuffled and two_class, batch 16), learning-rate
 // (batch 64, shuffled; the rate draws nothing), rnn (the three LSTMs at batch 8 and 64), devices (its grid).
 // Each line: the record's cell fields, "state" {key: [dtype, shape, base64 of the little-endian data]} under
@@ -11,6 +11,10 @@
 // "orders" [epoch 0, epoch 1] as base64 of int32. Models and orderings are built by the very functions the
 // runs use: buildModel (models.ts, devices.ts), buildRnn (rnn.ts), shuffledOrder / twoClassOrder
 // (orderings.ts) from train.ts's shuffling stream mulberry32(seed + 0x9e3779b9).
+// --digest: instead of each line, {"key", "sha256"} of the line (the run's key as check_normkit_streams.py
+// forms it): test/unit/normkit_streams.test.ts compares them with the digests that check wrote after the
+// port matched (test/data/normkit-streams-digests.json).
+import { createHash } from "node:crypto";
 import { loadMnistPackage } from "../dist/src/lab/data.js";
 import { buildModel, methodApplies, referenceStateDict } from "../dist/src/lab/models.js";
 import { buildRnn, RNN_METHODS } from "../dist/src/lab/experiments/rnn.js";
@@ -39,7 +43,13 @@ function orders(seed, bs, ordering) {
   }
   return out;
 }
-const emit = (o) => process.stdout.write(JSON.stringify(o) + "\n");
+const digest = args.includes("--digest");
+/** check_normkit_streams.py's key of a run. */
+const keyOf = (o) => [o.experiment, o.arch, o.method, o.batch_size, o.seed, ...["ordering", "workers", "per_worker_batch"].filter((f) => f in o).map((f) => `${f}=${o[f]}`)].join("|");
+const emit = (o) => {
+  const line = JSON.stringify(o);
+  process.stdout.write((digest ? JSON.stringify({ key: keyOf(o), sha256: createHash("sha256").update(line).digest("hex") }) : line) + "\n");
+};
 
 for (const arch of ["cnn", "mlp"]) {
   for (const method of METHODS) {
