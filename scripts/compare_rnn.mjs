@@ -1,7 +1,8 @@
 // The rnn experiment, normkit (docs/lab-rnn.json, scripts/run_rnn.mjs) against its PyTorch twin
 // (docs/pytorch-rnn.jsonl, docs/pytorch_rnn.py), cell by cell (method × batch size): the mean test
-// accuracy over the seeds, the twin's seed spread (max − min over the seeds), and PROTOCOL.md's rule —
-// normkit's mean within max(2 points, 3 × the twin's spread) of the twin's. Prints a markdown table.
+// accuracy over the seeds, the twin's seed spread (half the range, (max − min) / 2, over the seeds, as
+// lab-protocol.md and src/lab/experiments/compare.ts take it), and the rule — normkit's mean within
+// max(2 points, 3 × the twin's spread) of the twin's. Prints a markdown table.
 //   node scripts/compare_rnn.mjs [LAB.json] [TWIN.jsonl]
 import { readFileSync } from "node:fs";
 
@@ -18,7 +19,7 @@ for (const [side, runs] of [["lab", lab], ["twin", twin]]) {
 }
 const pct = (v) => (100 * v).toFixed(1);
 const mean = (a) => a.reduce((s, r) => s + r.test_accuracy, 0) / a.length;
-const spread = (a) => Math.max(...a.map((r) => r.test_accuracy)) - Math.min(...a.map((r) => r.test_accuracy));
+const spread = (a) => (Math.max(...a.map((r) => r.test_accuracy)) - Math.min(...a.map((r) => r.test_accuracy))) / 2;
 console.log("| method | batch | normkit (seeds) | PyTorch (seeds) | difference | allowed | verdict |");
 console.log("|---|---|---|---|---|---|---|");
 for (const c of cells.values()) {

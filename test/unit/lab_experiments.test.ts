@@ -231,19 +231,18 @@ describe("normkit lab --experiment (CLI)", () => {
 });
 
 /**
- * Cells outside the rule with seeds 0 and 1, investigated (README, lab-protocol.md "What the experiments
- * found"): each sits where training is chaotic — at the edge of a learning rate's stability, or under
- * two_class batches — and two seeds' spread underestimates the seed noise there. Both sides ran seeds
- * 2..7 for them (docs/*-extra-seeds.jsonl); over seeds 0..7 each passes the same rule. The list must be
- * exactly the failing set: a cell that starts agreeing, or a new one that fails, fails the test.
+ * Cells outside the rule with seeds 0 and 1 (README "Fidelity", lab-protocol.md "What the experiments
+ * found"). Both sides start every seed from the same weights and see the same batches (normkit's streams,
+ * docs/normkit_streams.py), so these differ only by the implementations' arithmetic, amplified where
+ * training is chaotic — two_class batches under BatchNorm, the edge of a rate's stability, the per-step
+ * BatchNorm LSTM at batch 64 — and two seeds' spread underestimates the noise there. Both sides ran seeds
+ * 2..7 for them (docs/*-extra-seeds.jsonl). The list must be exactly the failing set: a cell that starts
+ * agreeing, or a new one that fails, fails the test.
  */
 const KNOWN_TWO_SEED_OUTLIERS = [
-  "learning-rate|cnn|instance_norm|64|lr=0.1",
-  "learning-rate|mlp|group_norm|64|lr=0.3",
-  "learning-rate|mlp|group_norm|64|lr=1",
-  "learning-rate|mlp|switchable_norm|64|lr=1",
-  "shuffle|mlp|none|16|ordering=two_class",
-  "devices|mlp|batch_norm|16|workers=8|per_worker_batch=2",
+  "shuffle|mlp|batch_norm|16|ordering=two_class",
+  "learning-rate|mlp|batch_norm|64|lr=3",
+  "rnn|lstm|batch_norm|64",
 ];
 
 describe("the committed normkit runs against the committed PyTorch twin", () => {
@@ -252,8 +251,8 @@ describe("the committed normkit runs against the committed PyTorch twin", () => 
   // shuffle and learning-rate (normkit lab --experiment …), rnn (scripts/run_rnn.mjs), devices (scripts/run_devices.mjs)
   const ours = [...runsOf("lab-experiments.json"), ...runsOf("lab-rnn.json"), ...runsOf("lab-devices.json")];
   const twin = [...jsonl("pytorch-experiments.jsonl"), ...jsonl("pytorch-rnn.jsonl"), ...jsonl("pytorch-devices.jsonl")];
-  const oursExtra = [...jsonl("lab-experiments-extra-seeds.jsonl"), ...jsonl("lab-devices-extra.jsonl")];
-  const twinExtra = [...jsonl("pytorch-experiments-extra-seeds.jsonl"), ...jsonl("pytorch-devices-extra.jsonl")];
+  const oursExtra = [...jsonl("lab-experiments-extra-seeds.jsonl"), ...jsonl("lab-rnn-extra-seeds.jsonl")];
+  const twinExtra = [...jsonl("pytorch-experiments-extra-seeds.jsonl"), ...jsonl("pytorch-rnn-extra-seeds.jsonl")];
   const fmt = (c: ReturnType<typeof compareRecords>[number]) =>
     `${c.key}: normkit ${(c.ours!.mean * 100).toFixed(1)}, PyTorch ${(c.twin!.mean * 100).toFixed(1)} ± ${(c.twin!.halfSpread * 100).toFixed(1)} (diff ${(c.diff * 100).toFixed(1)}, allowed ${(c.tolerance * 100).toFixed(1)})`;
   for (const e of availableExperiments()) {

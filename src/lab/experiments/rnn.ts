@@ -10,7 +10,8 @@
  * training loss stops the run: diverged, test_accuracy 0.1 (chance).
  *
  * Deterministic given the seed: the LSTM's weights, then the Linear's, draw from mulberry32(seed).
- * The PyTorch twin is docs/pytorch_rnn.py (same networks and protocol; PyTorch's own init draws).
+ * The PyTorch twin is docs/pytorch_rnn.py (same networks and protocol, and by default these very draws
+ * and shuffles: docs/normkit_streams.py ports them, scripts/check_normkit_streams.py checks the port).
  */
 import { Tensor, allocate } from "../../tensor.js";
 import { cpu } from "../../kernels/cpu.js";
