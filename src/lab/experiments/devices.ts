@@ -32,6 +32,7 @@ import { IMAGE_SIZE } from "../mnist_constants.js";
 import { shuffledOrder } from "../orderings.js";
 import { type Arch, INPUT_SHAPE, buildModel } from "../models.js";
 import { DEFAULT_CURVE_EVERY, MOMENTUM, WEIGHT_DECAY, evaluate } from "../train.js";
+import type { TrainedRunFields } from "./types.js";
 
 /** The global batch of every configuration. */
 export const DEVICES_BATCH = 16;
@@ -56,7 +57,7 @@ export interface DevicesSpec {
 }
 
 /** One run's record (EXPERIMENTS.md "Records"), with train.ts's bookkeeping fields. */
-export interface DevicesRecord {
+export interface DevicesRecord extends TrainedRunFields {
   experiment: "devices";
   arch: Arch;
   method: DevicesMethod;
@@ -64,18 +65,7 @@ export interface DevicesRecord {
   seed: number;
   workers: number;
   per_worker_batch: number;
-  /** Fraction of the test digits classified correctly, 0..1 (0.1 for a diverged run). */
-  test_accuracy: number;
-  diverged: boolean;
-  seconds: number;
-  /** Mean training loss per sample over windows of `train_loss_curve_every` samples (as train.ts). */
-  train_loss_curve: number[];
-  train_loss_curve_every: number;
-  epochs: number;
-  steps: number;
   lr: number;
-  train_samples: number;
-  test_samples: number;
 }
 
 /** The specs of the experiment's grid: every (W, b), the methods that apply, seeds 0 and 1. */

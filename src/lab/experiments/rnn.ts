@@ -25,6 +25,7 @@ import type { Dataset, Split } from "../data.js";
 import { IMAGE_SIZE } from "../mnist_constants.js";
 import { shuffledOrder } from "../orderings.js";
 import { LAB_DTYPE } from "../models.js";
+import type { TrainedRunFields } from "./types.js";
 
 export const RNN_METHODS: readonly LSTMNorm[] = ["none", "layer_norm", "batch_norm"];
 /** Steps (rows) and inputs per step (pixels of a row). */
@@ -46,24 +47,12 @@ export interface RnnSpec {
   trainLimit?: number;
 }
 
-export interface RnnResult {
+export interface RnnResult extends TrainedRunFields {
   experiment: "rnn";
   arch: "lstm";
   method: LSTMNorm;
   batch_size: number;
   seed: number;
-  /** Fraction of the test set classified correctly (0.1 when diverged). */
-  test_accuracy: number;
-  diverged: boolean;
-  /** Wall time of training plus evaluation. */
-  seconds: number;
-  /** Mean training loss per sample over windows of `train_loss_curve_every` samples. */
-  train_loss_curve: number[];
-  train_loss_curve_every: number;
-  epochs: number;
-  steps: number;
-  train_samples: number;
-  test_samples: number;
   /** Mean wall time of one training step (forward, backward, clip, Adam), milliseconds. */
   step_ms: number;
 }

@@ -39,6 +39,25 @@ export interface ExperimentRecord {
   [field: string]: unknown;
 }
 
+/**
+ * What a trained run's record carries besides its cell and seed (train.ts's bookkeeping): the
+ * experiments' own run functions (devices.ts, rnn.ts) write these fields as trainRun does.
+ */
+export interface TrainedRunFields {
+  /** Fraction of the test digits classified correctly, 0..1 (0.1 for a diverged run). */
+  test_accuracy: number;
+  diverged: boolean;
+  /** Wall time of training plus evaluation, seconds. */
+  seconds: number;
+  /** Mean training loss per sample over windows of `train_loss_curve_every` samples (as train.ts). */
+  train_loss_curve: number[];
+  train_loss_curve_every: number;
+  epochs: number;
+  steps: number;
+  train_samples: number;
+  test_samples: number;
+}
+
 /** The minimum a spec carries, for progress lines and for ordering the runs. */
 export interface ExperimentSpec {
   arch: string;
