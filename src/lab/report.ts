@@ -943,18 +943,23 @@ ${body}
 </main>`;
 }
 
-/** The whole report: one self-contained HTML page (REPORT_CSS inline, renderReportBody in the body). */
-export function renderReport(results: LabResults): string {
+/** A self-contained HTML page around `body`: REPORT_CSS inline, a CSP that allows nothing else. */
+export function reportPage(title: string, body: string): string {
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
-<title>normkit lab report</title>
+<title>${escapeHtml(title)}</title>
 <style>${REPORT_CSS}</style>
 </head>
-<body>${renderReportBody(results)}</body>
+<body>${body}</body>
 </html>
 `;
+}
+
+/** The whole report: one self-contained HTML page (reportPage around renderReportBody). */
+export function renderReport(results: LabResults): string {
+  return reportPage("normkit lab report", renderReportBody(results));
 }

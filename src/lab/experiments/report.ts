@@ -3,7 +3,7 @@
  * report.ts's, unchanged): a heading, then each experiment's own section (Experiment.report) from its
  * records, then — for `all` — the batch-size report's body, then the configuration.
  */
-import { REPORT_CSS, escapeHtml as esc, renderReportBody, type LabResults } from "../report.js";
+import { escapeHtml as esc, renderReportBody, reportPage, type LabResults } from "../report.js";
 import { EXPERIMENTS } from "./registry.js";
 import type { ExperimentRecord } from "./types.js";
 
@@ -38,16 +38,5 @@ export function renderExperimentsBody(results: LabResults): string {
 }
 
 export function renderExperimentsReport(results: LabResults): string {
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
-<title>normkit lab — experiments</title>
-<style>${REPORT_CSS}</style>
-</head>
-<body>${renderExperimentsBody(results)}</body>
-</html>
-`;
+  return reportPage("normkit lab — experiments", renderExperimentsBody(results));
 }
