@@ -74,6 +74,103 @@ export function compareRecords(
   });
 }
 
+/** One cell of {@link reproducibility}: how far PyTorch's runs of a seed move under a null perturbation. */
+export interface ReproducibilityCell {
+  key: string;
+  fields: Record<string, unknown>;
+  /** The seeds run on both sides. */
+  seeds: number[];
+  /** The largest |test accuracy difference| between a seed's two runs, 0..1. */
+  maxRunDiff: number;
+  /** maxRunDiff > the threshold: the cell's runs are decided by rounding (lab-protocol.md). */
+  chaotic: boolean;
+}
+
+/**
+ * PyTorch against itself (lab-protocol.md, "PyTorch against itself"): `a` and `b` are two runs of the
+ * same twin that differ only by a null perturbation (the input normalisation rounded in float32 instead of
+ * normkit's way: ≤ 2.4e-7 per pixel). Per cell, the largest difference of a seed's two runs; a cell whose
+ * runs move by more than `threshold` (default 1 point) is rounding-chaotic — there a run's accuracy is
+ * not a property of the method or of the implementation, and two seeds cannot pin the cell down. Only
+ * seeds present on both sides count (`seeds` lists them); a cell with none has maxRunDiff NaN.
+ */
+export function reproducibility(
+  a: readonly ExperimentRecord[], b: readonly ExperimentRecord[], cellFields: readonly string[], seeds: readonly number[] = [0, 1], threshold = 0.01,
+): ReproducibilityCell[] {
+  const runKey = (r: ExperimentRecord) => `${cellKey(r, cellFields)}#${r.seed}`;
+  const inB = new Map(b.filter((r) => seeds.includes(r.seed)).map((r) => [runKey(r), r]));
+  const cells = new Map<string, ReproducibilityCell>();
+  for (const r of a) {
+    if (!seeds.includes(r.seed)) continue;
+    const key = cellKey(r, cellFields);
+    const c = cells.get(key) ?? { key, fields: cellStats([r], cellFields).get(key)!.fields, seeds: [], maxRunDiff: NaN, chaotic: false };
+    cells.set(key, c);
+    const o = inB.get(runKey(r));
+    if (!o) continue;
+    const d = Math.abs(r.test_accuracy - o.test_accuracy);
+    c.seeds.push(r.seed);
+    c.maxRunDiff = Number.isNaN(c.maxRunDiff) ? d : Math.max(c.maxRunDiff, d);
+    c.chaotic = c.maxRunDiff > threshold + 1e-9;
+  }
+  return [...cells.values()];
+}
+
+/** One side of a {@link compareDistributions} cell. */
+export interface SampleStats {
+  n: number;
+  /** Mean test accuracy, 0..1. */
+  mean: number;
+  /** The sample standard deviation (n − 1), 0..1. */
+  sd: number;
+}
+
+export interface DistributionComparison {
+  key: string;
+  fields: Record<string, unknown>;
+  ours: SampleStats;
+  twin: SampleStats;
+  /** ours.mean − twin.mean. */
+  diff: number;
+  /** √(sd_ours² / n_ours + sd_twin² / n_twin): the standard error of diff. */
+  standardError: number;
+  /** max(0.02, 3 · standardError). */
+  tolerance: number;
+  ok: boolean;
+}
+
+const sampleStats = (acc: number[]): SampleStats => {
+  const n = acc.length, mean = acc.reduce((x, y) => x + y, 0) / n;
+  return { n, mean, sd: n > 1 ? Math.sqrt(acc.reduce((s, v) => s + (v - mean) ** 2, 0) / (n - 1)) : NaN };
+};
+
+/**
+ * The many-seed comparison of rounding-chaotic cells (lab-protocol.md): over many seeds a run is a draw
+ * from the cell's distribution of outcomes, so the means are compared within max(2 points, 3 standard
+ * errors of their difference). Cells present on both sides only, `seeds` (default all) on each, each side
+ * needing at least 2.
+ */
+export function compareDistributions(
+  ours: readonly ExperimentRecord[], twin: readonly ExperimentRecord[], cellFields: readonly string[], seeds?: readonly number[],
+): DistributionComparison[] {
+  const group = (rs: readonly ExperimentRecord[]) => {
+    const m = new Map<string, ExperimentRecord[]>();
+    for (const r of rs) if (!seeds || seeds.includes(r.seed)) m.set(cellKey(r, cellFields), [...(m.get(cellKey(r, cellFields)) ?? []), r]);
+    return m;
+  };
+  const a = group(ours), b = group(twin);
+  const out: DistributionComparison[] = [];
+  for (const [key, ra] of a) {
+    const rb = b.get(key);
+    if (!rb || ra.length < 2 || rb.length < 2) continue;
+    const o = sampleStats(ra.map((r) => r.test_accuracy)), t = sampleStats(rb.map((r) => r.test_accuracy));
+    const standardError = Math.sqrt((o.sd * o.sd) / o.n + (t.sd * t.sd) / t.n);
+    const tolerance = Math.max(0.02, 3 * standardError);
+    const diff = o.mean - t.mean;
+    out.push({ key, fields: cellStats(ra, cellFields).get(key)!.fields, ours: o, twin: t, diff, standardError, tolerance, ok: Math.abs(diff) <= tolerance + 1e-9 });
+  }
+  return out;
+}
+
 /**
  * A Markdown table per arch of one experiment: method × the experiment's field, each cell
  * "normkit / PyTorch ± spread" (%), a ✗ where the rule fails, ✕ where a seed diverged (README).
