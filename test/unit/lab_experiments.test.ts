@@ -366,6 +366,40 @@ describe("the committed normkit runs against the committed PyTorch twin", () => 
     for (const k of KNOWN_TWO_SEED_OUTLIERS) assert.ok(chaotic.has(k), `${k}: not rounding-chaotic`);
   });
 
+  it("README's agreement tables are what scripts/twin_agreement.mjs prints from the committed runs", () => {
+    const r = spawnSync(process.execPath, [join(ROOT, "scripts/twin_agreement.mjs")], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+    const rows = r.stdout.split("\n").filter((l) => l.startsWith("| normkit against") || l.startsWith("| perturbed twin") || l.startsWith("| twin against") || / \| 40 \/ 40 \| /.test(l));
+    assert.equal(rows.length, 3 + KNOWN_TWO_SEED_OUTLIERS.length);
+    for (const row of rows) assert.ok(readme.includes(row), `README lacks: ${row}`);
+  });
+
+  it("scripts/run_cells.mjs: a committed run again, bit for bit; bad arguments exit 2 with a message and the usage, nothing on stdout", () => {
+    const script = join(ROOT, "scripts/run_cells.mjs");
+    const ok = spawnSync(process.execPath, [script, "learning-rate", "--cell", "mlp|batch_norm|64|lr=3", "--seeds", "1"], { encoding: "utf8" });
+    assert.equal(ok.status, 0, ok.stderr);
+    const lines = ok.stdout.trim().split("\n").map((l) => JSON.parse(l) as ExperimentRecord);
+    assert.equal(lines.length, 1);
+    const mine = oursMany.find((x) => x.seed === 1 && cellKey(x, ["lr"]) === "learning-rate|mlp|batch_norm|64|lr=3")!;
+    assert.equal(lines[0]!.test_accuracy, mine.test_accuracy);
+    assert.equal(lines[0]!.train_loss_curve, undefined);
+    for (const [args, re] of [
+      [["nope", "--cell", "x", "--seeds", "0"], /no experiment "nope"/],
+      [["learning-rate", "--seeds", "0"], /at least one --cell/],
+      [["learning-rate", "--cell", "mlp|batch_norm|64|lr=3"], /expected --seeds/],
+      [["learning-rate", "--cell", "mlp|batch_norm|64|lr=4", "--seeds", "0"], /no such cell: mlp\|batch_norm\|64\|lr=4/],
+      [["learning-rate", "--cell", "mlp|batch_norm|64|lr=3", "--seeds", "3-1"], /--seeds: "3-1"/],
+      [["learning-rate", "--cell", "mlp|batch_norm|64|lr=3", "--seeds", "0", "--curve-every", "0"], /--curve-every/],
+      [["learning-rate", "--cell", "mlp|batch_norm|64|lr=3", "--seeds", "0", "--bogus"], /bogus/],
+    ] as const) {
+      const bad = spawnSync(process.execPath, [script, ...args], { encoding: "utf8" });
+      assert.equal(bad.status, 2, `${args.join(" ")}: ${bad.stderr}`);
+      assert.match(bad.stderr, re);
+      assert.equal(bad.stdout, "");
+    }
+  });
+
   it("the two-seed outliers over seeds 0..39: the means within max(2 points, 3 standard errors); the runs of seeds 0..7 are the committed ones", () => {
     const seeds = Array.from({ length: 40 }, (_, i) => i);
     const inCell = (rs: readonly ExperimentRecord[], key: string, fields: readonly string[]) => rs.filter((r) => cellKey(r, fields) === key);
