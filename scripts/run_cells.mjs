@@ -36,7 +36,7 @@ const seeds = [];
 for (const part of values.seeds.split(",")) {
   const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
   if (!m || (m[2] !== undefined && Number(m[2]) < Number(m[1]))) fail(`--seeds: "${part}" is not a seed or a range a-b with a ≤ b`);
-  for (let s = Number(m[1]); s <= Number(m[2] ?? m[1]); s++) seeds.push(s);
+  for (let s = Number(m[1]); s <= Number(m[2] ?? m[1]); s++) if (!seeds.includes(s)) seeds.push(s); // each seed once
 }
 
 const curveEvery = values["curve-every"] === undefined ? undefined : Number(values["curve-every"]);

@@ -5,6 +5,7 @@
  * spread) of the twin's, the spread being half the range, (max − min) / 2, of the twin's seeds (the
  * "±" of the protocol's tables). Pure functions, browser-safe.
  */
+import { NormkitError } from "../../errors.js";
 import type { ExperimentRecord } from "./types.js";
 
 export interface CellStats {
@@ -92,7 +93,8 @@ export interface ReproducibilityCell {
  * normkit's way: ≤ 2.4e-7 per pixel). Per cell, the largest difference of a seed's two runs; a cell whose
  * runs move by more than `threshold` (default 1 point) is rounding-chaotic — there a run's accuracy is
  * not a property of the method or of the implementation, and two seeds cannot pin the cell down. Only
- * seeds present on both sides count (`seeds` lists them); a cell with none has maxRunDiff NaN.
+ * seeds present on both sides count (`seeds` lists them); a cell with none, or with a NaN accuracy, has
+ * maxRunDiff NaN and is not chaotic.
  */
 export function reproducibility(
   a: readonly ExperimentRecord[], b: readonly ExperimentRecord[], cellFields: readonly string[], seeds: readonly number[] = [0, 1], threshold = 0.01,
@@ -108,8 +110,8 @@ export function reproducibility(
     const o = inB.get(runKey(r));
     if (!o) continue;
     const d = Math.abs(r.test_accuracy - o.test_accuracy);
+    c.maxRunDiff = c.seeds.length === 0 ? d : Math.max(c.maxRunDiff, d); // a NaN accuracy stays NaN: not chaotic, not excused
     c.seeds.push(r.seed);
-    c.maxRunDiff = Number.isNaN(c.maxRunDiff) ? d : Math.max(c.maxRunDiff, d);
     c.chaotic = c.maxRunDiff > threshold + 1e-9;
   }
   return [...cells.values()];
@@ -127,46 +129,64 @@ export interface SampleStats {
 export interface DistributionComparison {
   key: string;
   fields: Record<string, unknown>;
+  /** The seeds, the same on both sides. */
+  seeds: number[];
   ours: SampleStats;
   twin: SampleStats;
-  /** ours.mean − twin.mean. */
+  /** ours.mean − twin.mean: the mean of the seeds' differences. */
   diff: number;
-  /** √(sd_ours² / n_ours + sd_twin² / n_twin): the standard error of diff. */
+  /** The paired standard error of diff: the sample standard deviation of the seeds' differences / √n. */
   standardError: number;
   /** max(0.02, 3 · standardError). */
   tolerance: number;
   ok: boolean;
 }
 
-const sampleStats = (acc: number[]): SampleStats => {
-  const n = acc.length, mean = acc.reduce((x, y) => x + y, 0) / n;
-  return { n, mean, sd: n > 1 ? Math.sqrt(acc.reduce((s, v) => s + (v - mean) ** 2, 0) / (n - 1)) : NaN };
+const sampleStats = (v: readonly number[]): SampleStats => {
+  const n = v.length, mean = v.reduce((x, y) => x + y, 0) / n;
+  return { n, mean, sd: n > 1 ? Math.sqrt(v.reduce((s, x) => s + (x - mean) ** 2, 0) / (n - 1)) : NaN };
 };
 
+/** Thrown by {@link compareDistributions} when a cell's two sides did not run the same seeds once each. */
+export class SeedMismatchError extends NormkitError {}
+
 /**
- * The many-seed comparison of rounding-chaotic cells (lab-protocol.md): over many seeds a run is a draw
- * from the cell's distribution of outcomes, so the means are compared within max(2 points, 3 standard
- * errors of their difference). Cells present on both sides only, `seeds` (default all) on each, each side
- * needing at least 2.
+ * The many-seed comparison of rounding-chaotic cells (lab-protocol.md, "PyTorch against itself"): over
+ * many seeds a run is a draw from the cell's distribution of outcomes. Both sides run the same seeds
+ * (the same weights and batches), so the comparison is paired: the mean of the seeds' differences must
+ * lie within max(2 points, 3 paired standard errors), the standard error being the sample standard
+ * deviation of the differences / √n. Cells present on both sides only, restricted to `seeds` when given;
+ * each cell's two sides must hold the same seeds, each once, at least 2 (else SeedMismatchError).
  */
 export function compareDistributions(
   ours: readonly ExperimentRecord[], twin: readonly ExperimentRecord[], cellFields: readonly string[], seeds?: readonly number[],
 ): DistributionComparison[] {
-  const group = (rs: readonly ExperimentRecord[]) => {
-    const m = new Map<string, ExperimentRecord[]>();
-    for (const r of rs) if (!seeds || seeds.includes(r.seed)) m.set(cellKey(r, cellFields), [...(m.get(cellKey(r, cellFields)) ?? []), r]);
+  const group = (rs: readonly ExperimentRecord[], side: string) => {
+    const m = new Map<string, Map<number, number>>();
+    for (const r of rs) {
+      if (seeds && !seeds.includes(r.seed)) continue;
+      const k = cellKey(r, cellFields);
+      const bySeed = m.get(k) ?? new Map<number, number>();
+      if (bySeed.has(r.seed)) throw new SeedMismatchError(side, "each seed once", `seed ${r.seed} twice`, k);
+      m.set(k, bySeed.set(r.seed, r.test_accuracy));
+    }
     return m;
   };
-  const a = group(ours), b = group(twin);
+  const a = group(ours, "ours"), b = group(twin, "the twin");
   const out: DistributionComparison[] = [];
   for (const [key, ra] of a) {
     const rb = b.get(key);
-    if (!rb || ra.length < 2 || rb.length < 2) continue;
-    const o = sampleStats(ra.map((r) => r.test_accuracy)), t = sampleStats(rb.map((r) => r.test_accuracy));
-    const standardError = Math.sqrt((o.sd * o.sd) / o.n + (t.sd * t.sd) / t.n);
+    if (!rb) continue;
+    const s = [...ra.keys()].sort((x, y) => x - y);
+    const t = [...rb.keys()].sort((x, y) => x - y);
+    if (s.join() !== t.join()) throw new SeedMismatchError("the twin's seeds", `ours, ${s.join(",")}`, t.join(","), key);
+    if (s.length < 2) throw new SeedMismatchError("seeds", "at least 2 on each side", String(s.length), key);
+    const o = sampleStats(s.map((x) => ra.get(x)!)), w = sampleStats(s.map((x) => rb.get(x)!));
+    const d = sampleStats(s.map((x) => ra.get(x)! - rb.get(x)!));
+    const standardError = d.sd / Math.sqrt(d.n);
     const tolerance = Math.max(0.02, 3 * standardError);
-    const diff = o.mean - t.mean;
-    out.push({ key, fields: cellStats(ra, cellFields).get(key)!.fields, ours: o, twin: t, diff, standardError, tolerance, ok: Math.abs(diff) <= tolerance + 1e-9 });
+    const fields: Record<string, unknown> = { ...cellStats(ours.filter((r) => cellKey(r, cellFields) === key), cellFields).get(key)!.fields };
+    out.push({ key, fields, seeds: s, ours: o, twin: w, diff: d.mean, standardError, tolerance, ok: Math.abs(d.mean) <= tolerance + 1e-9 });
   }
   return out;
 }
