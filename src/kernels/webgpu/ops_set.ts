@@ -7,7 +7,7 @@
  */
 import type { Indices, OpKernels, Workspace } from "../contract/ops.js";
 import type { GpuContext, GpuRun, Program } from "./device.js";
-import type { GpuTensor } from "./tensor.js";
+import { type GpuTensor, clearTensors } from "./tensor.js";
 import { WORKGROUP_SIZE as WG } from "./wgsl.js";
 import { Scratch } from "./engine.js";
 import { l2NormalizeBackward, l2NormalizeForward, weightNormBackward, weightNormForward } from "./vector_ops.js";
@@ -50,12 +50,6 @@ export class WebGpuOps implements OpKernels<GpuTensor> {
   private run(run: GpuRun): void {
     if (run.length) this.ctx.submit(run);
   }
-  /** Zeroes the buffers (queued before whatever is submitted next). */
-  private clear(buffers: GPUBuffer[]): void {
-    const enc = this.ctx.device.createCommandEncoder();
-    for (const b of buffers) enc.clearBuffer(b);
-    this.ctx.scoped(() => this.ctx.device.queue.submit([enc.finish()]));
-  }
 
   createWorkspace(): Workspace {
     return new Scratch(this.ctx); // the engine's named buffers serve as a Workspace
@@ -83,7 +77,7 @@ export class WebGpuOps implements OpKernels<GpuTensor> {
 
   linearBackward(o: A<"linearBackward">): void {
     // overwriting dW and db: zeroed first, then the same accumulating kernels
-    if (o.accumulate === false) this.clear(o.dbias ? [o.dweight.buffer, o.dbias.buffer] : [o.dweight.buffer]);
+    if (o.accumulate === false) clearTensors(this.ctx, o.dbias ? [o.dweight, o.dbias] : [o.dweight]);
     if (o.rows === 0) return;
     const { rows, inF, outF } = o;
     const run: GpuRun = [];
@@ -106,7 +100,7 @@ export class WebGpuOps implements OpKernels<GpuTensor> {
   }
 
   conv2dBackward(o: A<"conv2dBackward">): void {
-    if (o.accumulate === false) this.clear(o.dbias ? [o.dweight.buffer, o.dbias.buffer] : [o.dweight.buffer]);
+    if (o.accumulate === false) clearTensors(this.ctx, o.dbias ? [o.dweight, o.dbias] : [o.dweight]);
     const g = o.geometry;
     if (g.N === 0) return;
     const run: GpuRun = [];

@@ -81,6 +81,13 @@ export function writeTensor(t: GpuTensor, data: ArrayLike<number>): void {
   if (f32.length > 0) t.ctx.scoped(() => t.ctx.device.queue.writeBuffer(t.buffer, 0, f32.buffer, f32.byteOffset, f32.byteLength));
 }
 
+/** Zeroes GPU tensors: a clearBuffer each, in one submit (so before whatever is submitted next). */
+export function clearTensors(ctx: GpuContext, tensors: readonly GpuTensor[]): void {
+  const enc = ctx.device.createCommandEncoder();
+  for (const t of tensors) enc.clearBuffer(t.buffer);
+  ctx.scoped(() => ctx.device.queue.submit([enc.finish()]));
+}
+
 /** Copies a GPU tensor back (float32, or converted to float64). Throws a WebGpuError if any GPU work failed. */
 export async function downloadTensor(t: GpuTensor, dtype: "float32" | "float64" = "float32"): Promise<Tensor> {
   t.assertAlive("downloadTensor");

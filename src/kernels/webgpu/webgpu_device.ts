@@ -15,7 +15,7 @@ import { GpuContext, RequestOptions, requestGpuContext } from "./device.js";
 import type { EngineOptions } from "./engine.js";
 import { WebGpuKernelSet } from "./kernel_set.js";
 import { WebGpuOps } from "./ops_set.js";
-import { GpuTensor, downloadTensor, uploadTensor, writeTensor } from "./tensor.js";
+import { GpuTensor, clearTensors, downloadTensor, uploadTensor, writeTensor } from "./tensor.js";
 
 export class WebGpuDevice implements Device<GpuTensor> {
   readonly type = "webgpu" as const;
@@ -55,9 +55,7 @@ export class WebGpuDevice implements Device<GpuTensor> {
   fill(t: Tensor, value: number): void {
     const g = t as GpuTensor;
     if (value === 0) {
-      const enc = this.ctx.device.createCommandEncoder();
-      enc.clearBuffer(g.buffer);
-      this.ctx.scoped(() => this.ctx.device.queue.submit([enc.finish()]));
+      clearTensors(this.ctx, [g]);
     } else {
       writeTensor(g, new Float32Array(g.size).fill(value));
     }
