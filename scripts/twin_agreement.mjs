@@ -9,7 +9,7 @@
 import { readFileSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { cellKey, compareDistributions, compareRecords, reproducibility } from "../dist/src/lab/experiments/compare.js";
+import { compareDistributions, compareRecords, reproducibility, runKey } from "../dist/src/lab/experiments/compare.js";
 import { EXPERIMENTS } from "../dist/src/lab/experiments/registry.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -26,10 +26,10 @@ const show = (key) => key.split("|").join(" ");
 
 function agreement(a, b) {
   const cells = names.flatMap((e) => compareRecords(a.filter((r) => r.experiment === e), b.filter((r) => r.experiment === e), EXPERIMENTS[e].cellFields));
-  const byRun = new Map(b.filter((r) => r.seed <= 1).map((r) => [`${cellKey(r, fieldsOf(r))}#${r.seed}`, r]));
+  const byRun = new Map(b.filter((r) => r.seed <= 1).map((r) => [runKey(r, fieldsOf(r)), r]));
   let runs = 0, same = 0, within1 = 0;
   for (const r of a) {
-    const o = byRun.get(`${cellKey(r, fieldsOf(r))}#${r.seed}`);
+    const o = byRun.get(runKey(r, fieldsOf(r)));
     if (r.seed > 1 || !o) continue;
     runs++;
     if (o.test_accuracy === r.test_accuracy) same++;

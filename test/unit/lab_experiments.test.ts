@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { loadMnistPackage } from "../../src/lab/data.js";
-import { SeedMismatchError, cellKey, compareDistributions, compareRecords, reproducibility } from "../../src/lab/experiments/compare.js";
+import { SeedMismatchError, cellKey, compareDistributions, compareRecords, reproducibility, runKey } from "../../src/lab/experiments/compare.js";
 import { EXPERIMENTS, EXPERIMENT_NAMES, availableExperiments } from "../../src/lab/experiments/registry.js";
 import type { ExperimentRecord } from "../../src/lab/experiments/types.js";
 import { fisherYates, shuffledOrder, twoClassBatches, twoClassOrder } from "../../src/lab/orderings.js";
@@ -354,11 +354,11 @@ describe("the committed normkit runs against the committed PyTorch twin", () => 
   });
 
   it("PyTorch against itself: the perturbed twins ran every run of the twins with the float32 inputs; the cells where they move a seed's run by over 1 point are README's count, and every cell of normkit's outside the rule is among them", () => {
-    const runKey = (r: ExperimentRecord) => `${cellKey(r, EXPERIMENTS[r.experiment]!.cellFields)}#${r.seed}`;
-    assert.deepEqual(perturbed.map(runKey).sort(), twin.map(runKey).sort());
+    const key = (r: ExperimentRecord) => runKey(r, EXPERIMENTS[r.experiment]!.cellFields);
+    assert.deepEqual(perturbed.map(key).sort(), twin.map(key).sort());
     const inputs = (r: ExperimentRecord) => (r as { inputs?: string }).inputs ?? "normkit"; // lines before the field drew normkit's
-    for (const r of perturbed) assert.equal(inputs(r), "float32", runKey(r));
-    for (const r of [...twin, ...twinMany]) assert.equal(inputs(r), "normkit", runKey(r));
+    for (const r of perturbed) assert.equal(inputs(r), "float32", key(r));
+    for (const r of [...twin, ...twinMany]) assert.equal(inputs(r), "normkit", key(r));
     const chaotic = new Set<string>(), failing: string[] = [];
     for (const e of availableExperiments()) {
       const t = twin.filter((r) => r.experiment === e.name), p = perturbed.filter((r) => r.experiment === e.name);

@@ -37,6 +37,18 @@ export function cellKey(r: ExperimentRecord, cellFields: readonly string[]): str
   return [r.experiment, r.arch, r.method, r.batch_size, ...cellFields.map((f) => `${f}=${String(r[f])}`)].join("|");
 }
 
+/** The key of a record's run: its cell key and seed (cellKey#seed), the same run on both sides. */
+export function runKey(r: ExperimentRecord, cellFields: readonly string[]): string {
+  return `${cellKey(r, cellFields)}#${r.seed}`;
+}
+
+/** A record's cell fields, e.g. { experiment, arch, method, batch_size, ordering }. */
+function fieldsOf(r: ExperimentRecord, cellFields: readonly string[]): Record<string, unknown> {
+  const fields: Record<string, unknown> = { experiment: r.experiment, arch: r.arch, method: r.method, batch_size: r.batch_size };
+  for (const f of cellFields) fields[f] = r[f];
+  return fields;
+}
+
 /** Mean and half spread per cell, over the records' seeds (only `seeds` when given). */
 export function cellStats(records: readonly ExperimentRecord[], cellFields: readonly string[], seeds?: readonly number[]): Map<string, CellStats> {
   const groups = new Map<string, ExperimentRecord[]>();
@@ -48,11 +60,8 @@ export function cellStats(records: readonly ExperimentRecord[], cellFields: read
   const out = new Map<string, CellStats>();
   for (const [key, g] of groups) {
     const acc = g.map((r) => r.test_accuracy);
-    const r0 = g[0]!;
-    const fields: Record<string, unknown> = { experiment: r0.experiment, arch: r0.arch, method: r0.method, batch_size: r0.batch_size };
-    for (const f of cellFields) fields[f] = r0[f];
     out.set(key, {
-      key, fields, seeds: g.map((r) => r.seed),
+      key, fields: fieldsOf(g[0]!, cellFields), seeds: g.map((r) => r.seed),
       mean: acc.reduce((a, b) => a + b, 0) / acc.length,
       halfSpread: (Math.max(...acc) - Math.min(...acc)) / 2,
       diverged: g.filter((r) => r.diverged).length,
@@ -99,15 +108,14 @@ export interface ReproducibilityCell {
 export function reproducibility(
   a: readonly ExperimentRecord[], b: readonly ExperimentRecord[], cellFields: readonly string[], seeds: readonly number[] = [0, 1], threshold = 0.01,
 ): ReproducibilityCell[] {
-  const runKey = (r: ExperimentRecord) => `${cellKey(r, cellFields)}#${r.seed}`;
-  const inB = new Map(b.filter((r) => seeds.includes(r.seed)).map((r) => [runKey(r), r]));
+  const inB = new Map(b.filter((r) => seeds.includes(r.seed)).map((r) => [runKey(r, cellFields), r]));
   const cells = new Map<string, ReproducibilityCell>();
   for (const r of a) {
     if (!seeds.includes(r.seed)) continue;
     const key = cellKey(r, cellFields);
-    const c = cells.get(key) ?? { key, fields: cellStats([r], cellFields).get(key)!.fields, seeds: [], maxRunDiff: NaN, chaotic: false };
+    const c = cells.get(key) ?? { key, fields: fieldsOf(r, cellFields), seeds: [], maxRunDiff: NaN, chaotic: false };
     cells.set(key, c);
-    const o = inB.get(runKey(r));
+    const o = inB.get(runKey(r, cellFields));
     if (!o) continue;
     const d = Math.abs(r.test_accuracy - o.test_accuracy);
     c.maxRunDiff = c.seeds.length === 0 ? d : Math.max(c.maxRunDiff, d); // a NaN accuracy stays NaN: not chaotic, not excused
@@ -162,13 +170,13 @@ export function compareDistributions(
   ours: readonly ExperimentRecord[], twin: readonly ExperimentRecord[], cellFields: readonly string[], seeds?: readonly number[],
 ): DistributionComparison[] {
   const group = (rs: readonly ExperimentRecord[], side: string) => {
-    const m = new Map<string, Map<number, number>>();
+    const m = new Map<string, Map<number, ExperimentRecord>>();
     for (const r of rs) {
       if (seeds && !seeds.includes(r.seed)) continue;
       const k = cellKey(r, cellFields);
-      const bySeed = m.get(k) ?? new Map<number, number>();
+      const bySeed = m.get(k) ?? new Map<number, ExperimentRecord>();
       if (bySeed.has(r.seed)) throw new SeedMismatchError(side, "each seed once", `seed ${r.seed} twice`, k);
-      m.set(k, bySeed.set(r.seed, r.test_accuracy));
+      m.set(k, bySeed.set(r.seed, r));
     }
     return m;
   };
@@ -181,12 +189,12 @@ export function compareDistributions(
     const t = [...rb.keys()].sort((x, y) => x - y);
     if (s.join() !== t.join()) throw new SeedMismatchError("the twin's seeds", `ours, ${s.join(",")}`, t.join(","), key);
     if (s.length < 2) throw new SeedMismatchError("seeds", "at least 2 on each side", String(s.length), key);
-    const o = sampleStats(s.map((x) => ra.get(x)!)), w = sampleStats(s.map((x) => rb.get(x)!));
-    const d = sampleStats(s.map((x) => ra.get(x)! - rb.get(x)!));
+    const acc = (m: Map<number, ExperimentRecord>, seed: number) => m.get(seed)!.test_accuracy;
+    const o = sampleStats(s.map((x) => acc(ra, x))), w = sampleStats(s.map((x) => acc(rb, x)));
+    const d = sampleStats(s.map((x) => acc(ra, x) - acc(rb, x)));
     const standardError = d.sd / Math.sqrt(d.n);
     const tolerance = Math.max(0.02, 3 * standardError);
-    const fields: Record<string, unknown> = { ...cellStats(ours.filter((r) => cellKey(r, cellFields) === key), cellFields).get(key)!.fields };
-    out.push({ key, fields, seeds: s, ours: o, twin: w, diff: d.mean, standardError, tolerance, ok: Math.abs(d.mean) <= tolerance + 1e-9 });
+    out.push({ key, fields: fieldsOf(ra.get(s[0]!)!, cellFields), seeds: s, ours: o, twin: w, diff: d.mean, standardError, tolerance, ok: Math.abs(d.mean) <= tolerance + 1e-9 });
   }
   return out;
 }
