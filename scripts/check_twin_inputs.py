@@ -32,15 +32,14 @@ for t in TWINS:
     if len(writes) != 1 or writes[0] not in allowed:
         sys.exit(f"{t}: X must be load_digits' array (at most reshaped on that line); assignments found: {writes}")
     print(f"{t}: {calls[0]}")
-X, Y = ns.load_digits(DIGITS)
+twin, Y = ns.load_digits(DIGITS)
 reference, _ = ns.load_digits(DIGITS, "float32")
-twin = X
 
 js = ("import { loadMnistPackage } from './dist/src/lab/data.js';"
       "const d = loadMnistPackage({ dir: process.argv[1] });"
       "for (const s of ['train', 'test']) for (const a of [d[s].x, d[s].y]) process.stdout.write(Buffer.from(a.buffer, a.byteOffset, a.byteLength));")
 out = subprocess.run(["node", "--input-type=module", "-e", js, DIGITS], cwd=ROOT, check=True, capture_output=True).stdout
-ntr, nte = 8000, len(X) - 8000
+ntr, nte = 8000, len(twin) - 8000
 sizes = [ntr * 784 * 4, ntr, nte * 784 * 4, nte]
 parts, at = [], 0
 for n in sizes:
